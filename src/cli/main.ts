@@ -1,0 +1,21 @@
+#!/usr/bin/env node
+// The `mue` command line: one sub-command per file in ./commands.
+import { Command } from 'commander';
+import { registerDataCommand } from './commands/data.js';
+import { registerScoreCommand } from './commands/score.js';
+
+const program = new Command();
+program
+  .name('mue')
+  .description('Dynamic early exiting (MuE) for vision-language encoder-decoder models')
+  .version('0.1.0')
+  .showHelpAfterError();
+
+registerDataCommand(program);
+registerScoreCommand(program);
+
+program.parseAsync(process.argv).catch((error: unknown) => {
+  // User-facing errors: one clear line, no stack trace, non-zero exit.
+  console.error(`mue: ${error instanceof Error ? error.message : String(error)}`);
+  process.exitCode = 1;
+});
