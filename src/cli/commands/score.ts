@@ -1,0 +1,80 @@
+// `mue score`: caption metrics (BLEU-1..4, ROUGE-L, CIDEr-D) of candidate captions against references.
+import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+
+import { scoreCaptions, type CaptionScores } from '../../eval/captionMetrics.js';
+
+interface ScoreOptions {
+  references: string;
+  candidates: string;
+  json?: boolean;
+}
+
+async function readJsonFile(path: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (error as Error).message;
+    throw new Error(`cannot read ${path}: ${reason}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new Error(`${path} is not valid JSON: ${(error as Error).message}`);
+  }
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function parseReferences(value: unknown, path: string): Record<string, string[]> {
+  const expected = `${path}: references must be a JSON object mapping image id to an array of caption strings`;
+  if (!isPlainObject(value)) throw new Error(expected);
+  for (const [id, captions] of Object.entries(value)) {
+    if (!Array.isArray(captions) || !captions.every((caption) => typeof caption === 'string')) {
+      throw new Error(`${expected} (image "${id}" is not)`);
+    }
+  }
+  return value as Record<string, string[]>;
+}
+
+function parseCandidates(value: unknown, path: string): Record<string, string> {
+  const expected = `${path}: candidates must be a JSON object mapping image id to a caption string`;
+  if (!isPlainObject(value)) throw new Error(expected);
+  for (const [id, caption] of Object.entries(value)) {
+    if (typeof caption !== 'string') throw new Error(`${expected} (image "${id}" is not)`);
+  }
+  return value as Record<string, string>;
+}
+
+function formatTable(scores: CaptionScores): string {
+  const rows: Array<[string, string]> = [
+    ['images', String(Object.keys(scores.perImage).length)],
+    ['BLEU-1', scores.bleu1.toFixed(4)],
+    ['BLEU-2', scores.bleu2.toFixed(4)],
+    ['BLEU-3', scores.bleu3.toFixed(4)],
+    ['BLEU-4', scores.bleu4.toFixed(4)],
+    ['ROUGE-L', scores.rougeL.toFixed(4)],
+    ['CIDEr-D', scores.ciderD.toFixed(4)],
+  ];
+  const nameWidth = Math.max(...rows.map(([name]) => name.length));
+  const valueWidth = Math.max(...rows.map(([, value]) => value.length));
+  return rows.map(([name, value]) => `${name.padEnd(nameWidth)}  ${value.padStart(valueWidth)}`).join('\n');
+}
+
+export function registerScoreCommand(program: Command): void {
+  program
+    .command('score')
+    .description('Score candidate captions against reference captions (BLEU-1..4, ROUGE-L, CIDEr-D as in the COCO caption evaluation)')
+    .requiredOption('--references <file>', 'JSON object {imageId: [reference caption, ...]}; captions lower-case, space-tokenized')
+    .requiredOption('--candidates <file>', 'JSON object {imageId: candidate caption}')
+    .option('--json', 'print all scores, including per-image ROUGE-L and CIDEr-D, as JSON')
+    .action(async (options: ScoreOptions) => {
+      const references = parseReferences(await readJsonFile(options.references), options.references);
+      const candidates = parseCandidates(await readJsonFile(options.candidates), options.candidates);
+      const scores = scoreCaptions(references, candidates);
+      console.log(options.json ? JSON.stringify(scores, null, 2) : formatTable(scores));
+    });
+}
