@@ -1,0 +1,43 @@
+// The layer-wise task loss of MuE (DESIGN 2.5): every decoder layer answers through
+// the shared final LayerNorm and tied output projection, and all are trained at once.
+import { tf } from '../model/backend.js';
+import type { TfModel } from '../model/tfModel.js';
+
+export type LossMode = 'layerwise' | 'last-layer';
+export const LOSS_MODES: readonly LossMode[] = ['layerwise', 'last-layer'];
+
+/**
+ * Label-smoothed cross-entropy averaged over real target tokens:
+ * CE = mean_t [ (1 − ε)·(−log p(y_t)) + ε·mean_v(−log p(v)) ].
+ * logits (B, T, V), targets (B, T) int32, targetMask (B, T) 1 for real tokens.
+ */
+export function labelSmoothedCrossEntropy(logits: tf.Tensor3D, targets: tf.Tensor2D, targetMask: tf.Tensor2D, smoothing: number): tf.Scalar {
+  return tf.tidy(() => {
+    const vocabSize = logits.shape[2];
+    const logProbabilities = tf.logSoftmax(logits); // (B, T, V)
+    const targetLogProbability = tf.sum(tf.mul(logProbabilities, tf.oneHot(targets, vocabSize)), -1); // (B, T)
+    const meanLogProbability = tf.mean(logProbabilities, -1); // (B, T)
+    const perToken = tf.neg(tf.add(tf.mul(targetLogProbability, 1 - smoothing), tf.mul(meanLogProbability, smoothing)));
+    return tf.div(tf.sum(tf.mul(perToken, targetMask)), tf.maximum(tf.sum(targetMask), 1)) as tf.Scalar;
+  });
+}
+
+export interface LayerwiseLoss {
+  /** The loss that is optimised: Σ_i CE_i (layerwise) or CE_N (last-layer). */
+  total: tf.Scalar;
+  /** CE of every decoder layer 1..N (always computed, for logging). */
+  perLayer: tf.Scalar[];
+}
+
+/** Loss = Σ_{i=1..N_D} CE(W_out · LN_dec(h_i), y); the last-layer ablation keeps only i = N_D. */
+export function layerwiseTaskLoss(
+  model: TfModel,
+  decoderStates: tf.Tensor3D[],
+  targets: tf.Tensor2D,
+  targetMask: tf.Tensor2D,
+  options: { smoothing: number; mode: LossMode },
+): LayerwiseLoss {
+  const perLayer = decoderStates.slice(1).map((state) => labelSmoothedCrossEntropy(model.logits(state), targets, targetMask, options.smoothing));
+  const total = options.mode === 'layerwise' ? (tf.addN(perLayer) as tf.Scalar) : perLayer.at(-1)!;
+  return { total, perLayer };
+}

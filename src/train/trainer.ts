@@ -1,0 +1,232 @@
+// The training loop (nanoGPT-style, top to bottom): data stream -> forward -> layer-wise
+// loss -> AdamW, with periodic validation, atomic checkpoints, resume and a JSONL log.
+import { appendFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { captionExample, sceneWorldTokenizer, veExample, type Split } from '../data/sceneworld.js';
+import type { WordTokenizer } from '../data/tokenizer.js';
+import { initTensorflow, tf } from '../model/backend.js';
+import { FILES, loadCheckpoint, saveCheckpoint, type Task } from '../model/checkpoint.js';
+import { type EncoderMode, type ModelConfig, presetConfig } from '../model/config.js';
+import type { NamedArray } from '../model/safetensors.js';
+import { TfModel } from '../model/tfModel.js';
+import { AdamW } from './adamw.js';
+import { disposeBatch, fromCaptionExample, fromVeExample, makeBatch, type Seq2SeqExample } from './batch.js';
+import { layerwiseTaskLoss, type LossMode } from './loss.js';
+
+export interface TrainOptions {
+  task: Task;
+  preset: string;
+  encoderMode: EncoderMode;
+  lossMode: LossMode;
+  steps: number;
+  batchSize: number;
+  learningRate: number;
+  warmupSteps: number;
+  weightDecay: number;
+  clipNorm: number;
+  labelSmoothing: number;
+  seed: number;
+  imageSize: number;
+  validationEvery: number;
+  validationSize: number;
+  checkpointEvery: number;
+  /** Checkpoint directory; the JSONL log is written beside the weights as train-log.jsonl. */
+  outDir: string;
+}
+
+export const DEFAULT_TRAIN_OPTIONS: Omit<TrainOptions, 'task' | 'outDir'> = {
+  preset: 'small',
+  encoderMode: 'decomposed',
+  lossMode: 'layerwise',
+  steps: 2000,
+  batchSize: 32,
+  learningRate: 1e-3,
+  warmupSteps: 100,
+  weightDecay: 0.01,
+  clipNorm: 1.0,
+  labelSmoothing: 0.1,
+  seed: 1,
+  imageSize: 64,
+  validationEvery: 200,
+  validationSize: 256,
+  checkpointEvery: 200,
+};
+
+/** Options that must not change across a resume (they define the run). */
+const RUN_DEFINING: readonly (keyof TrainOptions)[] = [
+  'task', 'preset', 'encoderMode', 'lossMode', 'steps', 'batchSize', 'learningRate', 'warmupSteps',
+  'weightDecay', 'clipNorm', 'labelSmoothing', 'seed', 'imageSize',
+];
+
+export interface StepRecord {
+  type: 'train';
+  step: number;
+  loss: number;
+  layerLosses: number[];
+  learningRate: number;
+  gradientNorm: number;
+  samplesPerSecond: number;
+}
+export interface ValidationRecord {
+  type: 'validation';
+  step: number;
+  loss: number;
+  layerLosses: number[];
+  /** VE: answer accuracy (argmax over yes/no/maybe); caption: next-token accuracy. One per decoder layer. */
+  layerAccuracy: number[];
+  accuracy: number;
+}
+
+export interface TrainCallbacks {
+  onStep?: (record: StepRecord) => void;
+  onValidation?: (record: ValidationRecord) => void;
+  onStart?: (info: { startStep: number; totalSteps: number; parameters: number }) => void;
+}
+
+export interface TrainResult { finalStep: number; lastValidation?: ValidationRecord; model: TfModel; tokenizer: WordTokenizer; config: ModelConfig }
+
+/** The example at a global stream position; deterministic in (seed, split, index). */
+export function taskExample(task: Task, split: Split, index: number, seed: number, imageSize: number): Seq2SeqExample {
+  const options = { split, seed, imageSize };
+  return task === 've' ? fromVeExample(veExample(index, options)) : fromCaptionExample(captionExample(index, options), index);
+}
+
+/** fresh: refuse to touch an existing checkpoint; resume: continue it; overwrite: start again over it. */
+export type TrainStart = 'fresh' | 'resume' | 'overwrite';
+
+export async function train(options: TrainOptions, callbacks: TrainCallbacks = {}, start: TrainStart = 'fresh'): Promise<TrainResult> {
+  validateTrainOptions(options);
+  if (start === 'fresh' && existsSync(join(options.outDir, FILES.config))) {
+    throw new Error(`${options.outDir} already holds a checkpoint: pass --resume to continue it or --overwrite to start again`);
+  }
+  await initTensorflow();
+  const tokenizer = sceneWorldTokenizer();
+  const config = presetConfig(options.preset, tokenizer.vocabSize, { encoderMode: options.encoderMode, imageSize: options.imageSize });
+  let model: TfModel;
+  const optimizer = new AdamW({
+    learningRate: options.learningRate, warmupSteps: options.warmupSteps, totalSteps: options.steps,
+    minLearningRateRatio: 0.1, weightDecay: options.weightDecay, clipNorm: options.clipNorm,
+    beta1: 0.9, beta2: 0.999, epsilon: 1e-8,
+  });
+  let startStep = 0;
+  if (start === 'resume') {
+    const checkpoint = loadCheckpoint(options.outDir);
+    const state = checkpoint.trainingState;
+    if (!state || !checkpoint.optimizerState) throw new Error(`${options.outDir} holds no training state to resume from (was it saved by mue train?)`);
+    const saved = state.options as Partial<TrainOptions>;
+    for (const key of RUN_DEFINING) {
+      if (saved[key] !== options[key]) throw new Error(`cannot resume: option ${key} was ${JSON.stringify(saved[key])}, now ${JSON.stringify(options[key])}`);
+    }
+    model = TfModel.fromTensors(config, toTensors(checkpoint.weights));
+    startStep = state.step as number;
+    optimizer.restore(checkpoint.optimizerState, startStep);
+  } else {
+    model = TfModel.initialise(config, options.seed);
+  }
+  mkdirSync(options.outDir, { recursive: true });
+  const logPath = join(options.outDir, 'train-log.jsonl');
+  const log = (record: object) => appendFileSync(logPath, `${JSON.stringify(record)}\n`);
+  if (start === 'overwrite') rmSync(logPath, { force: true });
+  callbacks.onStart?.({ startStep, totalSteps: options.steps, parameters: [...model.weights.values()].reduce((n, v) => n + v.size, 0) });
+
+  const validationExamples = Array.from({ length: options.validationSize }, (_, i) => taskExample(options.task, 'validation', i, options.seed, options.imageSize));
+  const answerIds = options.task === 've' ? ['yes', 'no', 'maybe'].map((word) => tokenizer.idOf(word)) : [];
+  let lastValidation: ValidationRecord | undefined;
+  const save = (step: number) =>
+    saveCheckpoint(options.outDir, {
+      task: options.task, config, tokenizer, weights: fromVariables(model.weights),
+      optimizerState: optimizer.state(), trainingState: { step, options },
+    });
+
+  for (let step = startStep; step < options.steps; step++) {
+    const started = performance.now();
+    const examples = Array.from({ length: options.batchSize }, (_, j) => taskExample(options.task, 'train', step * options.batchSize + j, options.seed, options.imageSize));
+    const batch = makeBatch(examples, tokenizer, config);
+    let layerLosses: tf.Scalar[] = [];
+    const { value, grads } = tf.variableGrads(() => {
+      const { decoderStates } = model.forward(batch.inputs);
+      const loss = layerwiseTaskLoss(model, decoderStates, batch.targets, batch.targetMask, { smoothing: options.labelSmoothing, mode: options.lossMode });
+      layerLosses = loss.perLayer.map((layerLoss) => tf.keep(layerLoss));
+      return loss.total;
+    });
+    const { gradientNorm, learningRate } = optimizer.apply(model.weights, grads);
+    const record: StepRecord = {
+      type: 'train', step: step + 1, loss: value.dataSync()[0]!, layerLosses: layerLosses.map((l) => l.dataSync()[0]!),
+      learningRate, gradientNorm, samplesPerSecond: (options.batchSize * 1000) / (performance.now() - started),
+    };
+    tf.dispose([value, ...Object.values(grads), ...layerLosses]);
+    disposeBatch(batch);
+    if (!Number.isFinite(record.loss)) throw new Error(`training diverged at step ${step + 1} (loss ${record.loss}); lower --learning-rate`);
+    log(record);
+    callbacks.onStep?.(record);
+    const isLast = step + 1 === options.steps;
+    if ((step + 1) % options.validationEvery === 0 || isLast) {
+      lastValidation = validate(model, validationExamples, tokenizer, options, answerIds, step + 1);
+      log(lastValidation);
+      callbacks.onValidation?.(lastValidation);
+    }
+    if ((step + 1) % options.checkpointEvery === 0 || isLast) save(step + 1);
+  }
+  if (startStep >= options.steps) save(options.steps);
+  optimizer.dispose();
+  return { finalStep: options.steps, lastValidation, model, tokenizer, config };
+}
+
+/** Teacher-forced validation of every decoder layer through the shared head. */
+export function validate(model: TfModel, examples: Seq2SeqExample[], tokenizer: WordTokenizer, options: Pick<TrainOptions, 'labelSmoothing' | 'lossMode' | 'task'>, answerIds: number[], step: number): ValidationRecord {
+  const layers = model.config.decoderLayers;
+  const lossSums = new Array<number>(layers).fill(0);
+  const correct = new Array<number>(layers).fill(0);
+  let counted = 0;
+  const chunk = 64;
+  for (let start = 0; start < examples.length; start += chunk) {
+    const part = examples.slice(start, start + chunk);
+    const batch = makeBatch(part, tokenizer, model.config);
+    tf.tidy(() => {
+      const { decoderStates } = model.forward(batch.inputs);
+      const { perLayer } = layerwiseTaskLoss(model, decoderStates, batch.targets, batch.targetMask, { smoothing: options.labelSmoothing, mode: options.lossMode });
+      perLayer.forEach((loss, i) => (lossSums[i]! += loss.dataSync()[0]! * part.length));
+      decoderStates.slice(1).forEach((state, i) => {
+        const logits = model.logits(state); // (B, T, V)
+        if (options.task === 've') {
+          // Answer accuracy: argmax over the three label words at the first position.
+          const answerLogits = tf.gather(logits.slice([0, 0, 0], [-1, 1, -1]).reshape([part.length, -1]), answerIds, 1);
+          const predicted = tf.gather(tf.tensor1d(answerIds, 'int32'), tf.argMax(answerLogits, 1));
+          correct[i]! += tf.sum(tf.cast(tf.equal(predicted, batch.targets.slice([0, 0], [-1, 1]).reshape([-1])), 'float32')).dataSync()[0]!;
+        } else {
+          const hits = tf.mul(tf.cast(tf.equal(tf.argMax(logits, -1), batch.targets), 'float32'), batch.targetMask);
+          correct[i]! += tf.sum(hits).dataSync()[0]!;
+        }
+      });
+    });
+    counted += options.task === 've' ? part.length : batch.targetMask.sum().dataSync()[0]!;
+    disposeBatch(batch);
+  }
+  const layerLosses = lossSums.map((sum) => sum / examples.length);
+  const layerAccuracy = correct.map((hits) => hits / counted);
+  const loss = options.lossMode === 'layerwise' ? layerLosses.reduce((a, b) => a + b, 0) : layerLosses.at(-1)!;
+  return { type: 'validation', step, loss, layerLosses, layerAccuracy, accuracy: layerAccuracy.at(-1)! };
+}
+
+export function validateTrainOptions(options: TrainOptions): void {
+  const positiveIntegers = ['steps', 'batchSize', 'validationEvery', 'validationSize', 'checkpointEvery', 'imageSize'] as const;
+  for (const key of positiveIntegers) {
+    if (!Number.isInteger(options[key]) || options[key] < 1) throw new Error(`--${kebab(key)} must be a positive integer (got ${options[key]})`);
+  }
+  if (!Number.isInteger(options.warmupSteps) || options.warmupSteps < 0) throw new Error(`--warmup-steps must be a non-negative integer`);
+  if (!Number.isInteger(options.seed)) throw new Error(`--seed must be an integer (got ${options.seed})`);
+  if (!(options.learningRate > 0)) throw new Error(`--learning-rate must be positive (got ${options.learningRate})`);
+  if (!(options.weightDecay >= 0)) throw new Error(`--weight-decay must be ≥ 0 (got ${options.weightDecay})`);
+  if (!(options.clipNorm > 0)) throw new Error(`--clip-norm must be positive (got ${options.clipNorm})`);
+  if (!(options.labelSmoothing >= 0 && options.labelSmoothing < 1)) throw new Error(`--label-smoothing must be in [0, 1) (got ${options.labelSmoothing})`);
+}
+
+const kebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+export function toTensors(arrays: Map<string, NamedArray>): Map<string, tf.Tensor> {
+  return new Map([...arrays].map(([name, { shape, data }]) => [name, tf.tensor(data, shape)]));
+}
+
+export function fromVariables(variables: Map<string, tf.Variable>): Map<string, NamedArray> {
+  return new Map([...variables].map(([name, variable]) => [name, { shape: variable.shape, data: variable.dataSync() as Float32Array }]));
+}
