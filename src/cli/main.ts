@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { registerDataCommand } from './commands/data.js';
 import { registerScoreCommand } from './commands/score.js';
+import { registerTrainCommand } from './commands/train.js';
 
 const program = new Command();
 program
@@ -12,6 +13,7 @@ program
   .showHelpAfterError();
 
 registerDataCommand(program);
+registerTrainCommand(program);
 registerScoreCommand(program);
 
 program.parseAsync(process.argv).catch((error: unknown) => {

@@ -140,10 +140,20 @@ export class TfModel {
     return this.layerNorm(typed, 'image_embedding_norm') as tf.Tensor3D;
   }
 
+  /**
+   * Token lookup as one-hot(ids) · E: (B, L) -> (B, L, D). Same values as a gather, but its
+   * gradient is a matrix product; the gather gradient needs UnsortedSegmentSum, which wasm lacks.
+   */
+  embedTokens(ids: tf.Tensor2D): tf.Tensor3D {
+    const [batch, length] = ids.shape;
+    const oneHot = tf.oneHot(ids.reshape([batch * length]), this.config.vocabSize).toFloat(); // (B·L, V)
+    return tf.matMul(oneHot, this.weight('token_embedding')).reshape([batch, length, this.config.dim]) as tf.Tensor3D;
+  }
+
   /** Text ids (B, Lt) -> (B, Lt, D): shared token embedding + text type + position, normalised. */
   embedText(textIds: tf.Tensor2D): tf.Tensor3D {
     const length = textIds.shape[1];
-    const tokens = tf.gather(this.weight('token_embedding'), textIds); // (B, Lt, D)
+    const tokens = this.embedTokens(textIds); // (B, Lt, D)
     const position = this.weight('text_position').slice([0, 0], [length, this.config.dim]);
     const typed = tf.add(tf.add(tokens, position), this.weight('type_embedding').slice([1, 0], [1, this.config.dim]));
     return this.layerNorm(typed, 'text_embedding_norm') as tf.Tensor3D;
@@ -152,7 +162,7 @@ export class TfModel {
   /** Decoder ids (B, T) -> (B, T, D): shared token embedding + decoder position, normalised. */
   embedDecoder(decoderIds: tf.Tensor2D): tf.Tensor3D {
     const length = decoderIds.shape[1];
-    const tokens = tf.gather(this.weight('token_embedding'), decoderIds);
+    const tokens = this.embedTokens(decoderIds);
     const position = this.weight('decoder_position').slice([0, 0], [length, this.config.dim]);
     return this.layerNorm(tf.add(tokens, position), 'decoder_embedding_norm') as tf.Tensor3D;
   }

@@ -1,0 +1,76 @@
+// `mue train`: MuE training with the layer-wise task loss on SceneWorld.
+import type { Command } from 'commander';
+import { TASKS } from '../../model/checkpoint.js';
+import { PRESETS } from '../../model/config.js';
+import { LOSS_MODES } from '../../train/loss.js';
+import { DEFAULT_TRAIN_OPTIONS, train, type TrainOptions } from '../../train/trainer.js';
+import { parseChoice, parseInteger, parseNumber } from '../options.js';
+import { progressBar } from '../progress.js';
+
+export function registerTrainCommand(program: Command): void {
+  const d = DEFAULT_TRAIN_OPTIONS;
+  program
+    .command('train')
+    .description('train a model with the layer-wise task loss; writes a checkpoint directory and train-log.jsonl')
+    .requiredOption('--task <task>', `task: ${TASKS.join(' | ')}`, parseChoice('--task', TASKS))
+    .requiredOption('--out <dir>', 'checkpoint directory')
+    .option('--preset <name>', `model size: ${Object.keys(PRESETS).join(' | ')}`, parseChoice('--preset', Object.keys(PRESETS)), d.preset)
+    .option('--encoder-mode <mode>', 'decomposed (MuE) | joint (ablation)', parseChoice('--encoder-mode', ['decomposed', 'joint'] as const), d.encoderMode)
+    .option('--loss <mode>', `${LOSS_MODES.join(' | ')} (ablation)`, parseChoice('--loss', LOSS_MODES), d.lossMode)
+    .option('--steps <n>', 'optimizer steps', parseInteger('--steps', 1), d.steps)
+    .option('--batch-size <n>', 'examples per step', parseInteger('--batch-size', 1), d.batchSize)
+    .option('--learning-rate <x>', 'peak learning rate', parseNumber('--learning-rate'), d.learningRate)
+    .option('--warmup-steps <n>', 'linear warm-up steps', parseInteger('--warmup-steps', 0), d.warmupSteps)
+    .option('--weight-decay <x>', 'AdamW decoupled weight decay', parseNumber('--weight-decay'), d.weightDecay)
+    .option('--clip-norm <x>', 'global gradient-norm clip', parseNumber('--clip-norm'), d.clipNorm)
+    .option('--label-smoothing <x>', 'label smoothing ε', parseNumber('--label-smoothing'), d.labelSmoothing)
+    .option('--seed <n>', 'seed for weights and data', parseInteger('--seed'), d.seed)
+    .option('--image-size <n>', 'image side in pixels', parseInteger('--image-size', 1), d.imageSize)
+    .option('--validation-every <n>', 'validate every n steps', parseInteger('--validation-every', 1), d.validationEvery)
+    .option('--validation-size <n>', 'validation examples', parseInteger('--validation-size', 1), d.validationSize)
+    .option('--checkpoint-every <n>', 'checkpoint every n steps', parseInteger('--checkpoint-every', 1), d.checkpointEvery)
+    .option('--resume', 'continue the run saved in --out')
+    .option('--overwrite', 'start again, replacing the checkpoint in --out')
+    .action(async (raw: Record<string, unknown>) => {
+      if (raw.resume && raw.overwrite) throw new Error('--resume and --overwrite exclude each other');
+      const options: TrainOptions = {
+        task: raw.task as TrainOptions['task'], outDir: raw.out as string, preset: raw.preset as string,
+        encoderMode: raw.encoderMode as TrainOptions['encoderMode'], lossMode: raw.loss as TrainOptions['lossMode'],
+        steps: raw.steps as number, batchSize: raw.batchSize as number, learningRate: raw.learningRate as number,
+        warmupSteps: raw.warmupSteps as number, weightDecay: raw.weightDecay as number, clipNorm: raw.clipNorm as number,
+        labelSmoothing: raw.labelSmoothing as number, seed: raw.seed as number, imageSize: raw.imageSize as number,
+        validationEvery: raw.validationEvery as number, validationSize: raw.validationSize as number,
+        checkpointEvery: raw.checkpointEvery as number,
+      };
+      const bar = progressBar('steps');
+      let lastLoss = NaN;
+      let validationText = '';
+      const result = await train(
+        options,
+        {
+          onStart: ({ startStep, totalSteps, parameters }) => {
+            console.error(`training ${options.preset} (${(parameters / 1e6).toFixed(2)}M parameters) on SceneWorld ${options.task}, steps ${startStep}→${totalSteps}`);
+            bar.start(totalSteps, startStep, { rate: '', status: '' });
+          },
+          onStep: (record) => {
+            lastLoss = record.loss;
+            bar.update(record.step, { rate: `${record.samplesPerSecond.toFixed(1)} samples/s`, status: `loss ${lastLoss.toFixed(3)}${validationText}` });
+          },
+          onValidation: (record) => {
+            validationText = ` | val acc ${(record.accuracy * 100).toFixed(1)}%`;
+            if (!process.stderr.isTTY) console.error(`step ${record.step}: validation loss ${record.loss.toFixed(3)}, accuracy per decoder layer ${record.layerAccuracy.map((a) => (a * 100).toFixed(1)).join(' / ')}%`);
+          },
+        },
+        raw.resume ? 'resume' : raw.overwrite ? 'overwrite' : 'fresh',
+      );
+      bar.stop();
+      const validation = result.lastValidation;
+      if (validation) {
+        const what = options.task === 've' ? 'answer accuracy' : 'next-token accuracy';
+        console.log(`validation ${what} (last decoder layer): ${(validation.accuracy * 100).toFixed(1)}%`);
+        console.log(`per decoder layer: ${validation.layerAccuracy.map((a, i) => `L${i + 1} ${(a * 100).toFixed(1)}%`).join('  ')}`);
+      }
+      console.log(`checkpoint: ${options.outDir}  (log: ${options.outDir}/train-log.jsonl)`);
+      result.model.dispose();
+    });
+}
