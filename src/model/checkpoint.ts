@@ -1,7 +1,7 @@
 // A checkpoint directory: config.json (model config + task), model.safetensors,
 // tokenizer.json (Hugging Face format) and, while training, optimizer.safetensors
 // and training_state.json. Loading validates everything and names the first problem.
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { WordTokenizer } from '../data/tokenizer.js';
 import { replaceDirectory, writeFileAtomic } from './atomicWrite.js';
@@ -43,6 +43,13 @@ export function saveCheckpoint(directory: string, checkpoint: Checkpoint, option
   writeFileAtomic(join(fresh, FILES.tokenizer), `${JSON.stringify(checkpoint.tokenizer.toJSON(), null, 2)}\n`);
   if (checkpoint.optimizerState) writeFileAtomic(join(fresh, FILES.optimizer), encodeSafetensors(checkpoint.optimizerState));
   if (checkpoint.trainingState) writeFileAtomic(join(fresh, FILES.trainingState), `${JSON.stringify(checkpoint.trainingState, null, 2)}\n`);
+  // Files that are not part of the checkpoint (the training log, evaluation results, exits.json) stay.
+  const checkpointFiles = new Set<string>(Object.values(FILES));
+  if (existsSync(directory)) {
+    for (const entry of readdirSync(directory, { withFileTypes: true })) {
+      if (entry.isFile() && !checkpointFiles.has(entry.name)) copyFileSync(join(directory, entry.name), join(fresh, entry.name));
+    }
+  }
   replaceDirectory(fresh, directory);
 }
 

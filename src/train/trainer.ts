@@ -32,6 +32,8 @@ export interface TrainOptions {
   checkpointEvery: number;
   /** Checkpoint directory; the JSONL log is written beside the weights as train-log.jsonl. */
   outDir: string;
+  /** Pause after this step (a checkpoint is saved); continue later with resume. Not part of the run's definition. */
+  stopAtStep?: number;
 }
 
 export const DEFAULT_TRAIN_OPTIONS: Omit<TrainOptions, 'task' | 'outDir'> = {
@@ -138,7 +140,8 @@ export async function train(options: TrainOptions, callbacks: TrainCallbacks = {
       optimizerState: optimizer.state(), trainingState: { step, options },
     });
 
-  for (let step = startStep; step < options.steps; step++) {
+  const lastStep = Math.min(options.steps, options.stopAtStep ?? options.steps);
+  for (let step = startStep; step < lastStep; step++) {
     const started = performance.now();
     const examples = Array.from({ length: options.batchSize }, (_, j) => taskExample(options.task, 'train', step * options.batchSize + j, options.seed, options.imageSize));
     const batch = makeBatch(examples, tokenizer, config);
@@ -159,7 +162,7 @@ export async function train(options: TrainOptions, callbacks: TrainCallbacks = {
     if (!Number.isFinite(record.loss)) throw new Error(`training diverged at step ${step + 1} (loss ${record.loss}); lower --learning-rate`);
     log(record);
     callbacks.onStep?.(record);
-    const isLast = step + 1 === options.steps;
+    const isLast = step + 1 === lastStep;
     if ((step + 1) % options.validationEvery === 0 || isLast) {
       lastValidation = validate(model, validationExamples, tokenizer, options, answerIds, step + 1);
       log(lastValidation);
@@ -167,9 +170,8 @@ export async function train(options: TrainOptions, callbacks: TrainCallbacks = {
     }
     if ((step + 1) % options.checkpointEvery === 0 || isLast) save(step + 1);
   }
-  if (startStep >= options.steps) save(options.steps);
   optimizer.dispose();
-  return { finalStep: options.steps, lastValidation, model, tokenizer, config };
+  return { finalStep: Math.max(startStep, lastStep), lastValidation, model, tokenizer, config };
 }
 
 /** Teacher-forced validation of every decoder layer through the shared head. */
@@ -215,6 +217,7 @@ export function validateTrainOptions(options: TrainOptions): void {
   }
   if (!Number.isInteger(options.warmupSteps) || options.warmupSteps < 0) throw new Error(`--warmup-steps must be a non-negative integer`);
   if (!Number.isInteger(options.seed)) throw new Error(`--seed must be an integer (got ${options.seed})`);
+  if (options.stopAtStep !== undefined && (!Number.isInteger(options.stopAtStep) || options.stopAtStep < 1)) throw new Error(`--stop-at must be a positive integer (got ${options.stopAtStep})`);
   if (!(options.learningRate > 0)) throw new Error(`--learning-rate must be positive (got ${options.learningRate})`);
   if (!(options.weightDecay >= 0)) throw new Error(`--weight-decay must be ≥ 0 (got ${options.weightDecay})`);
   if (!(options.clipNorm > 0)) throw new Error(`--clip-norm must be positive (got ${options.clipNorm})`);

@@ -29,6 +29,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--validation-every <n>', 'validate every n steps', parseInteger('--validation-every', 1), d.validationEvery)
     .option('--validation-size <n>', 'validation examples', parseInteger('--validation-size', 1), d.validationSize)
     .option('--checkpoint-every <n>', 'checkpoint every n steps', parseInteger('--checkpoint-every', 1), d.checkpointEvery)
+    .option('--stop-at <step>', 'pause after this step (checkpoint saved); continue later with --resume', parseInteger('--stop-at', 1))
     .option('--resume', 'continue the run saved in --out')
     .option('--overwrite', 'start again, replacing the checkpoint in --out')
     .action(async (raw: Record<string, unknown>) => {
@@ -40,7 +41,7 @@ export function registerTrainCommand(program: Command): void {
         warmupSteps: raw.warmupSteps as number, weightDecay: raw.weightDecay as number, clipNorm: raw.clipNorm as number,
         labelSmoothing: raw.labelSmoothing as number, seed: raw.seed as number, imageSize: raw.imageSize as number,
         validationEvery: raw.validationEvery as number, validationSize: raw.validationSize as number,
-        checkpointEvery: raw.checkpointEvery as number,
+        checkpointEvery: raw.checkpointEvery as number, stopAtStep: raw.stopAt as number | undefined,
       };
       const bar = progressBar('steps');
       let lastLoss = NaN;
