@@ -1,0 +1,220 @@
+// The ONNX pieces driven by LayerRunner reproduce TfModel: every encoder layer's states,
+// the memory, every decoder layer's states (step by step with the K/V cache) and the logits,
+// for every preset and for the joint encoder mode; exported files match the in-memory runner.
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import * as ort from 'onnxruntime-node';
+import { exportGraphs, MANIFEST_FILE, type GraphManifest } from '../src/export/exportGraphs.js';
+import { type ModelConfig, PRESETS, presetConfig } from '../src/model/config.js';
+import { TfModel } from '../src/model/tfModel.js';
+import { LayerRunner, type KeyValue } from '../src/runtime/layerRunner.js';
+import { fromVariables } from '../src/train/trainer.js';
+import { initTensorflow, randomInputs, tf } from './helpers.js';
+
+const TOLERANCE = 1e-4;
+const BATCH = 2;
+
+before(async () => {
+  await initTensorflow();
+});
+
+const smallSequences = (preset: string, overrides: Partial<ModelConfig> = {}): ModelConfig =>
+  presetConfig(preset, 60, { imageSize: 16, patchSize: 8, maxTextLength: 6, maxTargetLength: 5, ...overrides });
+
+/** max |a − b| / max |b|. */
+function relativeError(actual: Float32Array, expected: Float32Array): number {
+  assert.equal(actual.length, expected.length, 'length');
+  let difference = 0;
+  let scale = 0;
+  for (let i = 0; i < expected.length; i++) {
+    difference = Math.max(difference, Math.abs(actual[i]! - expected[i]!));
+    scale = Math.max(scale, Math.abs(expected[i]!));
+  }
+  return difference / scale;
+}
+
+/** [a ; b] along the sequence axis: a (B, La, D), b (B, Lb, D) -> (B, La + Lb, D). */
+function concatSequences(a: Float32Array, aLength: number, b: Float32Array, bLength: number, dim: number): Float32Array {
+  const out = new Float32Array(a.length + b.length);
+  for (let row = 0; row < BATCH; row++) {
+    const start = row * (aLength + bLength) * dim;
+    out.set(a.subarray(row * aLength * dim, (row + 1) * aLength * dim), start);
+    out.set(b.subarray(row * bLength * dim, (row + 1) * bLength * dim), start + aLength * dim);
+  }
+  return out;
+}
+
+/** Position `position` of (B, T, D) -> (B, 1, D). */
+function positionOf(states: Float32Array, length: number, position: number, dim: number): Float32Array {
+  const out = new Float32Array(BATCH * dim);
+  for (let row = 0; row < BATCH; row++) out.set(states.subarray((row * length + position) * dim, (row * length + position + 1) * dim), row * dim);
+  return out;
+}
+
+const floats = (tensor: tf.Tensor): Float32Array => tensor.dataSync() as Float32Array;
+const rows = (tensor: tf.Tensor2D): number[][] => tensor.arraySync();
+
+/**
+ * Runs the runner through the whole model as the runtime will (decomposed or joint encoder,
+ * step-by-step decoding with a growing K/V cache) and compares every intermediate with TfModel.
+ * Returns the largest relative error seen.
+ */
+async function checkParity(config: ModelConfig): Promise<number> {
+  const model = TfModel.initialise(config, 5);
+  const runner = await LayerRunner.create(config, fromVariables(model.weights));
+  const inputs = randomInputs(config, BATCH);
+  const reference = model.forward(inputs);
+  const { dim } = config;
+  let worst = 0;
+  const compare = (what: string, actual: Float32Array, expected: tf.Tensor | Float32Array): void => {
+    const error = relativeError(actual, expected instanceof Float32Array ? expected : floats(expected));
+    assert.ok(error < TOLERANCE, `${what}: relative error ${error}`);
+    worst = Math.max(worst, error);
+  };
+  try {
+    const patchCount = (config.imageSize / config.patchSize) ** 2;
+    const textLength = inputs.textIds.shape[1];
+    const textMask = floats(inputs.textMask);
+    const imageMask = new Float32Array(BATCH * patchCount).fill(1);
+    const memoryLength = patchCount + textLength;
+    const memoryMask = concatSequences(imageMask, patchCount, textMask, textLength, 1);
+
+    const runStream = async (name: string, embedded: Float32Array, mask: Float32Array, length: number, expected: tf.Tensor[]): Promise<Float32Array> => {
+      compare(`${name} embedding`, embedded, expected[0]!);
+      let states = embedded;
+      for (let i = 0; i < config.encoderLayers; i++) {
+        states = await runner.encoderLayer(i, states, mask, BATCH, length);
+        compare(`${name} encoder layer ${i}`, states, expected[i + 1]!);
+      }
+      return states;
+    };
+    const imageEmbedded = await runner.embedImage(floats(inputs.images), BATCH);
+    const textEmbedded = await runner.embedText(rows(inputs.textIds));
+    let lastLayer: Float32Array;
+    if (config.encoderMode === 'decomposed') {
+      const image = await runStream('image', imageEmbedded, imageMask, patchCount, reference.encoder.imageStates);
+      const text = await runStream('text', textEmbedded, textMask, textLength, reference.encoder.textStates);
+      lastLayer = concatSequences(image, patchCount, text, textLength, dim);
+    } else {
+      const joint = concatSequences(imageEmbedded, patchCount, textEmbedded, textLength, dim);
+      lastLayer = await runStream('joint', joint, memoryMask, memoryLength, reference.encoder.jointStates);
+    }
+    const memory = await runner.encoderFinalNorm(lastLayer, BATCH, memoryLength);
+    compare('memory', memory, reference.encoder.memory);
+
+    const cross: KeyValue[] = [];
+    for (let i = 0; i < config.decoderLayers; i++) cross.push(await runner.crossKeyValues(i, memory, BATCH, memoryLength));
+    const decoderIds = rows(inputs.decoderIds);
+    const targetLength = decoderIds[0]!.length;
+    const expectedStates = reference.decoderStates.map(floats); // each (B, T, D)
+    const cache: KeyValue[] = Array.from({ length: config.decoderLayers }, () => ({ key: new Float32Array(0), value: new Float32Array(0) }));
+    let finalStates: Float32Array = new Float32Array(0); // (B, t, D), the last layer's outputs so far
+    for (let position = 0; position < targetLength; position++) {
+      let x = await runner.embedDecoder(decoderIds.map((row) => row[position]!), [position, position]);
+      compare(`decoder embedding @${position}`, x, positionOf(expectedStates[0]!, targetLength, position, dim));
+      for (let i = 0; i < config.decoderLayers; i++) {
+        const step = await runner.decoderStep(i, x, cache[i]!.key, cache[i]!.value, position, cross[i]!.key, cross[i]!.value, memoryMask, BATCH, memoryLength);
+        const recomputed = await runner.selfKeyValues(i, x, BATCH);
+        compare(`self key @${position} layer ${i}`, recomputed.key, step.key);
+        compare(`self value @${position} layer ${i}`, recomputed.value, step.value);
+        cache[i] = {
+          key: concatSequences(cache[i]!.key, position, step.key, 1, dim),
+          value: concatSequences(cache[i]!.value, position, step.value, 1, dim),
+        };
+        x = step.hidden;
+        compare(`decoder layer ${i} @${position}`, x, positionOf(expectedStates[i + 1]!, targetLength, position, dim));
+      }
+      finalStates = concatSequences(finalStates, position, x, 1, dim);
+    }
+    compare('logits', await runner.head(finalStates, BATCH, targetLength), model.logits(reference.decoderStates.at(-1)!));
+  } finally {
+    await runner.dispose();
+    model.dispose();
+  }
+  return worst;
+}
+
+for (const preset of Object.keys(PRESETS)) {
+  test(`ONNX pieces match TfModel at every layer and in the logits: preset ${preset}`, async (t) => {
+    const started = performance.now();
+    const worst = await checkParity(smallSequences(preset));
+    t.diagnostic(`${preset}: max relative error ${worst.toExponential(2)}, ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  });
+}
+
+test('ONNX pieces match TfModel in joint encoder mode', async (t) => {
+  const worst = await checkParity(smallSequences('tiny', { encoderMode: 'joint' }));
+  t.diagnostic(`joint tiny: max relative error ${worst.toExponential(2)}`);
+});
+
+test('whole-stack graphs give the per-layer pieces\' results', async () => {
+  const config = smallSequences('tiny');
+  const model = TfModel.initialise(config, 9);
+  const runner = await LayerRunner.create(config, fromVariables(model.weights), { fullStack: true });
+  try {
+    const { dim, decoderLayers } = config;
+    const length = 3;
+    const memoryLength = 4;
+    const random = (size: number, seed: number): Float32Array => floats(tf.randomNormal([size], 0, 1, 'float32', seed));
+    const states = random(BATCH * length * dim, 1);
+    const mask = Float32Array.from([1, 1, 1, 1, 1, 0]);
+    let layered = states;
+    for (let i = 0; i < config.encoderLayers; i++) layered = await runner.encoderLayer(i, layered, mask, BATCH, length);
+    assert.ok(relativeError(await runner.fullEncoder(states, mask, BATCH, length), layered) < TOLERANCE);
+
+    const x = random(BATCH * dim, 2);
+    const memoryMask = Float32Array.from([1, 1, 1, 1, 1, 1, 0, 0]);
+    const past = Array.from({ length: decoderLayers }, (_, i) => ({ key: random(BATCH * 2 * dim, 10 + i), value: random(BATCH * 2 * dim, 20 + i) }));
+    const cross = Array.from({ length: decoderLayers }, (_, i) => ({ key: random(BATCH * memoryLength * dim, 30 + i), value: random(BATCH * memoryLength * dim, 40 + i) }));
+    const whole = await runner.fullDecoderStep(x, past, 2, cross, memoryMask, BATCH, memoryLength);
+    let hidden = x;
+    for (let i = 0; i < decoderLayers; i++) {
+      const step = await runner.decoderStep(i, hidden, past[i]!.key, past[i]!.value, 2, cross[i]!.key, cross[i]!.value, memoryMask, BATCH, memoryLength);
+      assert.ok(relativeError(whole.keyValues[i]!.key, step.key) < TOLERANCE, `key ${i}`);
+      assert.ok(relativeError(whole.keyValues[i]!.value, step.value) < TOLERANCE, `value ${i}`);
+      hidden = step.hidden;
+    }
+    assert.ok(relativeError(whole.hidden, hidden) < TOLERANCE);
+  } finally {
+    await runner.dispose();
+    model.dispose();
+  }
+});
+
+const outDir = mkdtempSync(join(tmpdir(), 'mue-onnx-'));
+after(() => rmSync(outDir, { recursive: true, force: true }));
+
+test('exported graph files load in a fresh session and match the in-memory runner', async () => {
+  const config = smallSequences('tiny');
+  const model = TfModel.initialise(config, 7);
+  const weights = fromVariables(model.weights);
+  const runner = await LayerRunner.create(config, weights);
+  const manifest = exportGraphs(config, weights, outDir);
+  try {
+    const written = JSON.parse(readFileSync(join(outDir, MANIFEST_FILE), 'utf8')) as GraphManifest;
+    assert.deepEqual(written, manifest);
+    assert.deepEqual(written.config, config);
+    const names = written.pieces.map((piece) => piece.name);
+    for (const name of ['image_embedding', 'text_embedding', 'encoder_layer_1', 'encoder_final_norm', 'cross_key_values_0', 'decoder_embedding',
+      'decoder_step_1', 'self_key_values_0', 'output_head', 'full_encoder', 'full_decoder_step']) assert.ok(names.includes(name), name);
+    const layer = written.pieces.find((piece) => piece.name === 'encoder_layer_1')!;
+    assert.deepEqual(layer.inputs.map((input) => input.name), ['states', 'key_mask']);
+
+    const session = await ort.InferenceSession.create(join(outDir, layer.file));
+    const length = 3;
+    const states = floats(tf.randomNormal([BATCH * length * config.dim], 0, 1, 'float32', 3));
+    const mask = Float32Array.from([1, 1, 1, 1, 0, 0]);
+    const fromFile = await session.run({
+      states: new ort.Tensor('float32', states, [BATCH, length, config.dim]),
+      key_mask: new ort.Tensor('float32', mask, [BATCH, length]),
+    });
+    await session.release();
+    assert.ok(relativeError(fromFile.output!.data as Float32Array, await runner.encoderLayer(1, states, mask, BATCH, length)) < 1e-6);
+  } finally {
+    await runner.dispose();
+    model.dispose();
+  }
+});
