@@ -102,18 +102,14 @@ export class GraphBuilder {
     return this.addInitializer(this.uniqueName('const'), 'int64', [values.length], bytesOf(BigInt64Array.from(values.map(BigInt))));
   }
 
+  /** A single-output node; its output tensor is named like the node. */
   node(opType: string, inputs: string[], attributes: Record<string, Attribute> = {}): string {
-    return this.multiOutputNode(opType, inputs, 1, attributes)[0]!;
-  }
-
-  multiOutputNode(opType: string, inputs: string[], outputCount: number, attributes: Record<string, Attribute> = {}): string[] {
     const name = this.uniqueName(opType);
-    const outputs = Array.from({ length: outputCount }, (_, i) => (outputCount === 1 ? name : `${name}_${i}`));
     this.nodes.push({
-      opType, name, input: inputs, output: outputs,
+      opType, name, input: inputs, output: [name],
       attribute: Object.entries(attributes).map(([key, attribute]) => attributeProto(key, attribute)),
     });
-    return outputs;
+    return name;
   }
 
   get signature(): { inputs: TensorSignature[]; outputs: TensorSignature[] } {
