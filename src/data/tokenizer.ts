@@ -1,0 +1,125 @@
+// A word-level tokenizer that reads and writes the Hugging Face `tokenizer.json` format
+// (WordLevel model), so exported models can be served with the `tokenizers` library.
+
+/** Punctuation that carries no meaning for SceneWorld and is dropped before splitting. */
+const PUNCTUATION = '[.,?!]';
+
+export class WordTokenizer {
+  static readonly PAD = '<pad>';
+  static readonly BOS = '<bos>';
+  static readonly EOS = '<eos>';
+  static readonly UNK = '<unk>';
+  static readonly SPECIALS = [WordTokenizer.PAD, WordTokenizer.BOS, WordTokenizer.EOS, WordTokenizer.UNK] as const;
+
+  readonly padId: number;
+  readonly bosId: number;
+  readonly eosId: number;
+  readonly unkId: number;
+  readonly vocabSize: number;
+
+  private readonly ids: ReadonlyMap<string, number>;
+  private readonly words: readonly string[];
+
+  /** `words[id]` is the token with that id; the four special tokens must be among them. */
+  private constructor(words: readonly string[]) {
+    this.words = words;
+    this.ids = new Map(words.map((word, id) => [word, id]));
+    const idOfSpecial = (token: string): number => {
+      const id = this.ids.get(token);
+      if (id === undefined) throw new Error(`tokenizer vocabulary lacks the special token ${token}`);
+      return id;
+    };
+    this.padId = idOfSpecial(WordTokenizer.PAD);
+    this.bosId = idOfSpecial(WordTokenizer.BOS);
+    this.eosId = idOfSpecial(WordTokenizer.EOS);
+    this.unkId = idOfSpecial(WordTokenizer.UNK);
+    this.vocabSize = words.length;
+  }
+
+  /** Specials get ids 0..3, then the words in the given order (duplicates and specials skipped). */
+  static fromWords(words: string[]): WordTokenizer {
+    const unique = new Set<string>(WordTokenizer.SPECIALS);
+    for (const word of words) {
+      if (word.length === 0 || word !== word.toLowerCase() || /\s/.test(word) || new RegExp(PUNCTUATION).test(word)) {
+        throw new Error(`tokenizer word ${JSON.stringify(word)} must be non-empty, lower-case, without spaces or . , ? !`);
+      }
+      unique.add(word);
+    }
+    return new WordTokenizer([...unique]);
+  }
+
+  /** Read a Hugging Face tokenizer.json with a WordLevel model whose ids are 0..n-1. */
+  static fromJSON(json: unknown): WordTokenizer {
+    const fail = (problem: string): never => {
+      throw new Error(`not a Hugging Face WordLevel tokenizer.json: ${problem}`);
+    };
+    if (typeof json !== 'object' || json === null) return fail('expected a JSON object');
+    const model = (json as { model?: unknown }).model;
+    if (typeof model !== 'object' || model === null) return fail('missing "model" object');
+    const { type, vocab } = model as { type?: unknown; vocab?: unknown };
+    if (type !== 'WordLevel') return fail(`model.type is ${JSON.stringify(type)}, expected "WordLevel"`);
+    if (typeof vocab !== 'object' || vocab === null || Array.isArray(vocab)) return fail('model.vocab must map words to ids');
+    const entries = Object.entries(vocab as Record<string, unknown>);
+    const words: string[] = new Array(entries.length);
+    for (const [word, id] of entries) {
+      if (!Number.isInteger(id) || (id as number) < 0 || (id as number) >= entries.length || words[id as number] !== undefined) {
+        return fail(`model.vocab ids must be the distinct integers 0..${entries.length - 1} (bad id for ${JSON.stringify(word)})`);
+      }
+      words[id as number] = word;
+    }
+    return new WordTokenizer(words);
+  }
+
+  /** A Hugging Face tokenizer.json whose normalizer and pre-tokenizer reproduce `encode`. */
+  toJSON(): object {
+    return {
+      version: '1.0',
+      truncation: null,
+      padding: null,
+      added_tokens: WordTokenizer.SPECIALS.map((token) => ({
+        id: this.idOf(token),
+        content: token,
+        single_word: false,
+        lstrip: false,
+        rstrip: false,
+        normalized: false,
+        special: true,
+      })),
+      normalizer: {
+        type: 'Sequence',
+        normalizers: [{ type: 'Lowercase' }, { type: 'Replace', pattern: { Regex: PUNCTUATION }, content: ' ' }],
+      },
+      pre_tokenizer: { type: 'WhitespaceSplit' },
+      post_processor: null,
+      decoder: null,
+      model: { type: 'WordLevel', vocab: Object.fromEntries(this.ids), unk_token: WordTokenizer.UNK },
+    };
+  }
+
+  /** Lower-case, drop . , ? !, split on whitespace; unknown words become <unk>. No <bos>/<eos> are added. */
+  encode(text: string): number[] {
+    return text
+      .toLowerCase()
+      .replace(new RegExp(PUNCTUATION, 'g'), ' ')
+      .split(/\s+/)
+      .filter((word) => word.length > 0)
+      .map((word) => this.idOf(word));
+  }
+
+  /** Words up to the first <eos>, without <pad> and <bos>, joined by single spaces. */
+  decode(ids: number[]): string {
+    const words: string[] = [];
+    for (const id of ids) {
+      if (id === this.eosId) break;
+      if (id === this.padId || id === this.bosId) continue;
+      const word = this.words[id];
+      if (word === undefined) throw new RangeError(`token id ${id} is outside the vocabulary (size ${this.vocabSize})`);
+      words.push(word);
+    }
+    return words.join(' ');
+  }
+
+  idOf(word: string): number {
+    return this.ids.get(word) ?? this.unkId;
+  }
+}
