@@ -21,3 +21,17 @@ export function randomInputs(config: ModelConfig, batch = 2, seed = 3): ModelInp
 }
 
 export { initTensorflow, tf };
+
+/** Saves a randomly initialised checkpoint (any config) for runtime tests; returns its directory. */
+export async function saveRandomCheckpoint(directory: string, task: 've' | 'caption', overrides: Partial<ModelConfig> = {}, seed = 7): Promise<void> {
+  const { sceneWorldTokenizer } = await import('../src/data/sceneworld.js');
+  const { saveCheckpoint } = await import('../src/model/checkpoint.js');
+  const { TfModel } = await import('../src/model/tfModel.js');
+  const { fromVariables } = await import('../src/train/trainer.js');
+  await initTensorflow();
+  const tokenizer = sceneWorldTokenizer();
+  const config = presetConfig('tiny', tokenizer.vocabSize, { imageSize: 32, patchSize: 8, ...overrides });
+  const model = TfModel.initialise(config, seed);
+  saveCheckpoint(directory, { task, config, tokenizer, weights: fromVariables(model.weights) });
+  model.dispose();
+}

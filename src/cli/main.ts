@@ -2,6 +2,8 @@
 // The `mue` command line: one sub-command per file in ./commands.
 import { Command } from 'commander';
 import { registerDataCommand } from './commands/data.js';
+import { registerExportCommand } from './commands/export.js';
+import { registerPredictCommand } from './commands/predict.js';
 import { registerScoreCommand } from './commands/score.js';
 import { registerTrainCommand } from './commands/train.js';
 
@@ -14,6 +16,8 @@ program
 
 registerDataCommand(program);
 registerTrainCommand(program);
+registerPredictCommand(program);
+registerExportCommand(program);
 registerScoreCommand(program);
 
 program.parseAsync(process.argv).catch((error: unknown) => {

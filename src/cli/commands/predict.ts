@@ -1,0 +1,73 @@
+// `mue predict`: one image (PNG) + hypothesis or caption request, with MuE exits and telemetry.
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { decodePng } from '../../data/png.js';
+import { KV_STRATEGIES } from '../../runtime/decoderExits.js';
+import { MuEModel, type InferenceOptions, type Telemetry } from '../../runtime/mueModel.js';
+import { parseChoice, parseInteger, parseNumber } from '../options.js';
+
+export function registerPredictCommand(program: Command): void {
+  program
+    .command('predict')
+    .description('answer a hypothesis about an image (ve) or caption it, exiting early; --json adds telemetry')
+    .requiredOption('--model <dir>', 'model directory (checkpoint)')
+    .requiredOption('--image <file>', 'PNG image of the model\'s input size')
+    .option('--text <hypothesis>', 'hypothesis (ve models)')
+    .option('--task <task>', 've | caption (default: the model\'s task)', parseChoice('--task', ['ve', 'caption'] as const))
+    .option('--image-threshold <x>', 'image-stream exit threshold in [-1, 1] (default: exits.json, else 1 = full depth)', parseNumber('--image-threshold'))
+    .option('--text-threshold <x>', 'text-stream exit threshold', parseNumber('--text-threshold'))
+    .option('--joint-threshold <x>', 'joint-encoder exit threshold (joint models)', parseNumber('--joint-threshold'))
+    .option('--decoder-threshold <x>', 'per-token decoder exit threshold', parseNumber('--decoder-threshold'))
+    .option('--decaying', 'decoder threshold decays with position (CALM-style schedule)')
+    .option('--kv-strategy <name>', `skipped-layer key/values: ${KV_STRATEGIES.join(' | ')}`, parseChoice('--kv-strategy', KV_STRATEGIES), 'propagate')
+    .option('--beam-size <n>', 'beam search width (captions)', parseInteger('--beam-size', 1), 1)
+    .option('--no-repeat-ngram-size <n>', 'forbid repeating n-grams (captions)', parseInteger('--no-repeat-ngram-size', 0), 0)
+    .option('--threads <n>', 'ONNX Runtime intra-op threads', parseInteger('--threads', 1))
+    .option('--json', 'print the result with its telemetry as JSON')
+    .action(async (raw: Record<string, unknown>) => {
+      const image = readImage(raw.image as string);
+      const model = await MuEModel.load(raw.model as string, { threads: raw.threads as number | undefined });
+      try {
+        const task = (raw.task as string | undefined) ?? model.task;
+        if (task !== model.task) throw new Error(`${raw.model as string} is a ${model.task} model; it cannot do --task ${task}`);
+        const options: InferenceOptions = {
+          imageThreshold: raw.imageThreshold as number | undefined, textThreshold: raw.textThreshold as number | undefined,
+          jointThreshold: raw.jointThreshold as number | undefined, decoderThreshold: raw.decoderThreshold as number | undefined,
+          decoderSchedule: raw.decaying ? 'decaying' : 'constant', kvStrategy: raw.kvStrategy as InferenceOptions['kvStrategy'],
+          beamSize: raw.beamSize as number, noRepeatNgramSize: raw.noRepeatNgramSize as number, recordSimilarities: Boolean(raw.json),
+        };
+        let answer: string;
+        let telemetry: Telemetry;
+        if (task === 've') {
+          if (typeof raw.text !== 'string') throw new Error('--text "<hypothesis>" is required for visual entailment');
+          ({ answer, telemetry } = await model.entail({ image, hypothesis: raw.text }, options));
+        } else {
+          ({ caption: answer, telemetry } = await model.caption({ image }, options));
+        }
+        if (raw.json) {
+          console.log(JSON.stringify({ task, answer, telemetry }, null, 2));
+        } else {
+          console.log(answer);
+          const streams = telemetry.jointLayers !== undefined ? `joint ${telemetry.jointLayers}` : `image ${telemetry.imageLayers}, text ${telemetry.textLayers}`;
+          console.log(`encoder layers: ${streams} of ${model.config.encoderLayers}; decoder layers per token: ${telemetry.tokenLayers.join(' ')} of ${model.config.decoderLayers}`);
+          console.log(`FLOPs: ${(100 * telemetry.flops / telemetry.fullDepthFlops).toFixed(1)}% of full depth; ${telemetry.timeMs.toFixed(1)} ms`);
+        }
+      } finally {
+        await model.dispose();
+      }
+    });
+}
+
+function readImage(path: string) {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (error) {
+    throw new Error(`cannot read image ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  try {
+    return decodePng(bytes);
+  } catch (error) {
+    throw new Error(`${path} is not a readable PNG image (${(error as Error).message})`);
+  }
+}
