@@ -1,0 +1,342 @@
+// Runtime speed (issue acceptance, "Performance"): with random weights, for the `small` and
+// `ofa-base` shapes at batch 1 and 16,
+//   1. the per-layer ONNX runtime (one graph per encoder layer / decoder-layer step, the way
+//      early exits run it) vs ONE graph holding the whole encoder / whole decoder step;
+//   2. the exit decision (cosineSimilarity) vs the layer call it follows;
+//   3. the ONNX runtime at full depth vs the same model's forward in TensorFlow.js (wasm).
+// Variants are run interleaved (A, B, A, B, …) in one process and compared by medians, so
+// machine noise (other processes on the 2 cores) hits both sides alike.
+// Writes the table, the command, the machine and every raw median to results/bench-runtime.json.
+// Usage: npm run bench:runtime [-- --quick] [--threads 2] [--rounds 7]
+import { mkdirSync } from 'node:fs';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import * as ort from 'onnxruntime-node';
+import { writeFileAtomic } from '../src/model/atomicWrite.js';
+import { initTensorflow, tf } from '../src/model/backend.js';
+import { type ModelConfig, presetConfig } from '../src/model/config.js';
+import { TfModel } from '../src/model/tfModel.js';
+import { cosineSimilarity } from '../src/runtime/exits.js';
+import { type KeyValue, LayerRunner } from '../src/runtime/layerRunner.js';
+import { fromVariables } from '../src/train/trainer.js';
+
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    threads: { type: 'string', default: '2' },
+    rounds: { type: 'string', default: '7' },
+    out: { type: 'string' },
+    // Experiment only (not the shipped LayerRunner settings): open every session with
+    // intra/inter-op thread spinning off, to show what that session option would change.
+    'no-spin': { type: 'boolean', default: false },
+  },
+});
+const noSpin = flags['no-spin']!;
+if (noSpin) {
+  const create = ort.InferenceSession.create.bind(ort.InferenceSession) as (model: Uint8Array, options?: ort.InferenceSession.SessionOptions) => Promise<ort.InferenceSession>;
+  (ort.InferenceSession as unknown as { create: typeof create }).create = (model, options) =>
+    create(model, { ...options, extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } });
+}
+const threads = Number(flags.threads);
+const roundsWanted = Number(flags.rounds);
+const presets = flags.quick ? ['small'] : ['small', 'ofa-base'];
+const batches = [1, 16];
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const outPath = flags.out ?? join(root, 'results', `bench-runtime${flags.quick ? '-quick' : ''}${noSpin ? '-nospin' : ''}.json`);
+const command = `npm run bench:runtime${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
+
+const VOCAB = 66;
+const TEXT_LENGTH = 8;
+const DECODE_TOKENS = 8; // teacher-forced decoder tokens (tfjs) = decoder steps (ORT)
+const PAST_LENGTH = 8; // cached positions for the decoder-step comparison
+/** A timed sample repeats its variant until it lasts at least this long (slow ofa-base full-depth cases: one call). */
+const MIN_SAMPLE_MS = 40;
+
+// ---------- helpers ----------
+
+/** Deterministic uniform floats in [lo, hi) (mulberry32). */
+function randomFloats(count: number, seed: number, lo = -1, hi = 1): Float32Array {
+  let state = seed >>> 0;
+  const out = new Float32Array(count);
+  for (let i = 0; i < count; i++) {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    out[i] = lo + (hi - lo) * (((t ^ (t >>> 14)) >>> 0) / 4294967296);
+  }
+  return out;
+}
+const randomIds = (batch: number, length: number, seed: number): number[][] => {
+  const u = randomFloats(batch * length, seed, 0, 1);
+  return Array.from({ length: batch }, (_, b) => Array.from({ length }, (_, t) => 4 + Math.floor(u[b * length + t]! * (VOCAB - 4))));
+};
+
+/** [a ; b] along the sequence axis: a (B, La, D), b (B, Lb, D) -> (B, La + Lb, D). */
+function concatSequences(a: Float32Array, aLength: number, b: Float32Array, bLength: number, dim: number, batch: number): Float32Array {
+  const out = new Float32Array(a.length + b.length);
+  for (let row = 0; row < batch; row++) {
+    const start = row * (aLength + bLength) * dim;
+    out.set(a.subarray(row * aLength * dim, (row + 1) * aLength * dim), start);
+    out.set(b.subarray(row * bLength * dim, (row + 1) * bLength * dim), start + aLength * dim);
+  }
+  return out;
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+};
+
+type Variant = () => unknown | Promise<unknown>;
+
+/**
+ * Warms every variant up, picks a repeat count per variant so one sample lasts ≥ minSampleMs,
+ * then runs `rounds` interleaved rounds (A, B, A, B, …). Returns per-call medians (ms) and raw samples.
+ */
+async function interleaved(variants: Record<string, Variant>, roundCount: number, minSampleMs = MIN_SAMPLE_MS, warmups = 2):
+  Promise<Record<string, { medianMs: number; samplesMs: number[]; repeats: number }>> {
+  const repeats: Record<string, number> = {};
+  for (const [name, run] of Object.entries(variants)) {
+    for (let i = 0; i < warmups - 1; i++) await run();
+    const started = performance.now();
+    await run();
+    const once = Math.max(performance.now() - started, 1e-4);
+    repeats[name] = Math.max(1, Math.ceil(minSampleMs / once));
+  }
+  const samples: Record<string, number[]> = Object.fromEntries(Object.keys(variants).map((name) => [name, []]));
+  for (let round = 0; round < roundCount; round++) {
+    for (const [name, run] of Object.entries(variants)) {
+      const n = repeats[name]!;
+      const started = performance.now();
+      for (let i = 0; i < n; i++) await run();
+      samples[name]!.push((performance.now() - started) / n);
+    }
+  }
+  return Object.fromEntries(Object.entries(samples).map(([name, xs]) => [name, { medianMs: median(xs), samplesMs: xs, repeats: repeats[name]! }]));
+}
+
+interface Row {
+  preset: string;
+  batch: number;
+  measure: string;
+  /** The side the target is about (per-layer runtime / exit decision / ORT). */
+  aLabel: string;
+  aMs: number;
+  /** The reference (single graph / layer call / tfjs). */
+  bLabel: string;
+  bMs: number;
+  /** Displayed value and the target comparison. */
+  value: number;
+  unit: 'x' | '%';
+  target: string;
+  pass: boolean;
+  rounds: number;
+  note?: string;
+  raw: Record<string, unknown>;
+}
+const rows: Row[] = [];
+const log = (message: string): void => { console.error(message); };
+
+// ---------- benchmark ----------
+
+const startedAt = new Date();
+await initTensorflow();
+const totalStarted = performance.now();
+
+for (const preset of presets) {
+  const config: ModelConfig = presetConfig(preset, VOCAB, { imageSize: 64, patchSize: 8, maxTextLength: 16, maxTargetLength: 24 });
+  const { dim, encoderLayers, decoderLayers } = config;
+  const patchCount = (config.imageSize / config.patchSize) ** 2; // 64
+  const memoryLength = patchCount + TEXT_LENGTH; // 72
+  const model = TfModel.initialise(config, 1);
+  const setupStarted = performance.now();
+  const runner = await LayerRunner.create(config, fromVariables(model.weights), { threads, fullStack: true });
+  log(`[${preset}] sessions ready in ${((performance.now() - setupStarted) / 1000).toFixed(1)} s (ort ${ort.env.versions?.common ?? ''}, threads ${threads})`);
+
+  for (const batch of batches) {
+    // ofa-base at batch 16 takes seconds per encoder call: fewer rounds there.
+    const rounds = preset === 'ofa-base' && batch === 16 ? Math.min(5, roundsWanted) : roundsWanted;
+    const seed = batch * 101 + dim;
+    const imageStates = randomFloats(batch * patchCount * dim, seed);
+    const imageMask = new Float32Array(batch * patchCount).fill(1);
+    const memoryMask = new Float32Array(batch * memoryLength).fill(1);
+
+    // 1. Encoder: per-layer loop vs the single whole-encoder graph, same inputs.
+    {
+      const perLayer = async (): Promise<Float32Array> => {
+        let states = imageStates;
+        for (let i = 0; i < encoderLayers; i++) states = await runner.encoderLayer(i, states, imageMask, batch, patchCount);
+        return states;
+      };
+      const single = (): Promise<Float32Array> => runner.fullEncoder(imageStates, imageMask, batch, patchCount);
+      const r = await interleaved({ perLayer, single }, rounds);
+      const ratio = r.single!.medianMs / r.perLayer!.medianMs;
+      rows.push({
+        preset, batch, measure: `encoder ${encoderLayers} layers (B,${patchCount},${dim})`,
+        aLabel: 'per-layer', aMs: r.perLayer!.medianMs, bLabel: 'single graph', bMs: r.single!.medianMs,
+        value: ratio, unit: 'x', target: '>= 0.90x', pass: ratio >= 0.9, rounds, raw: r,
+      });
+      log(`[${preset} B${batch}] encoder per-layer ${r.perLayer!.medianMs.toFixed(3)} ms, single ${r.single!.medianMs.toFixed(3)} ms, ratio ${ratio.toFixed(3)}`);
+    }
+
+    // 2. Decoder step at position PAST_LENGTH: per-layer loop vs the single whole-step graph.
+    {
+      const x = randomFloats(batch * dim, seed + 1);
+      const past: KeyValue[] = Array.from({ length: decoderLayers }, (_, i) => ({
+        key: randomFloats(batch * PAST_LENGTH * dim, seed + 10 + i), value: randomFloats(batch * PAST_LENGTH * dim, seed + 20 + i),
+      }));
+      const cross: KeyValue[] = Array.from({ length: decoderLayers }, (_, i) => ({
+        key: randomFloats(batch * memoryLength * dim, seed + 30 + i), value: randomFloats(batch * memoryLength * dim, seed + 40 + i),
+      }));
+      const perLayer = async (): Promise<Float32Array> => {
+        let hidden = x;
+        for (let i = 0; i < decoderLayers; i++) {
+          hidden = (await runner.decoderStep(i, hidden, past[i]!.key, past[i]!.value, PAST_LENGTH, cross[i]!.key, cross[i]!.value, memoryMask, batch, memoryLength)).hidden;
+        }
+        return hidden;
+      };
+      const single = async (): Promise<Float32Array> => (await runner.fullDecoderStep(x, past, PAST_LENGTH, cross, memoryMask, batch, memoryLength)).hidden;
+      const r = await interleaved({ perLayer, single }, rounds);
+      const ratio = r.single!.medianMs / r.perLayer!.medianMs;
+      rows.push({
+        preset, batch, measure: `decoder step ${decoderLayers} layers (t=${PAST_LENGTH}, M=${memoryLength})`,
+        aLabel: 'per-layer', aMs: r.perLayer!.medianMs, bLabel: 'single graph', bMs: r.single!.medianMs,
+        value: ratio, unit: 'x', target: '>= 0.90x', pass: ratio >= 0.9, rounds, raw: r,
+      });
+      log(`[${preset} B${batch}] decoder step per-layer ${r.perLayer!.medianMs.toFixed(3)} ms, single ${r.single!.medianMs.toFixed(3)} ms, ratio ${ratio.toFixed(3)}`);
+
+      // 3. Exit decision cost: cosineSimilarity per sample (B calls) vs the layer call it follows.
+      const before = imageStates;
+      const after = await runner.encoderLayer(0, imageStates, imageMask, batch, patchCount);
+      const span = patchCount * dim;
+      let sink = 0;
+      const encoderSimilarity = (): void => { for (let b = 0; b < batch; b++) sink += cosineSimilarity(before, after, b * span, span); };
+      const encoderLayerCall = (): Promise<Float32Array> => runner.encoderLayer(1, imageStates, imageMask, batch, patchCount);
+      const stepOut = await runner.decoderStep(0, x, past[0]!.key, past[0]!.value, PAST_LENGTH, cross[0]!.key, cross[0]!.value, memoryMask, batch, memoryLength);
+      const decoderSimilarity = (): void => { for (let b = 0; b < batch; b++) sink += cosineSimilarity(x, stepOut.hidden, b * dim, dim); };
+      const decoderLayerCall = (): Promise<DecoderStepOutputLike> =>
+        runner.decoderStep(1, x, past[1]!.key, past[1]!.value, PAST_LENGTH, cross[1]!.key, cross[1]!.value, memoryMask, batch, memoryLength);
+      const e = await interleaved({ encoderSimilarity, encoderLayerCall, decoderSimilarity, decoderLayerCall }, rounds, MIN_SAMPLE_MS, 3);
+      if (Number.isNaN(sink)) log('(similarity sink is NaN)');
+      for (const [kind, sim, layer, values] of [
+        ['encoder', 'encoderSimilarity', 'encoderLayerCall', span], ['decoder', 'decoderSimilarity', 'decoderLayerCall', dim],
+      ] as const) {
+        const percent = (100 * e[sim]!.medianMs) / e[layer]!.medianMs;
+        rows.push({
+          preset, batch, measure: `exit decision after ${kind} layer (${batch}x cosine over ${values} values)`,
+          aLabel: 'similarity', aMs: e[sim]!.medianMs, bLabel: `${kind} layer`, bMs: e[layer]!.medianMs,
+          value: percent, unit: '%', target: '< 3%', pass: percent < 3, rounds,
+          raw: { similarity: e[sim], layer: e[layer] },
+        });
+        log(`[${preset} B${batch}] ${kind} exit decision ${(e[sim]!.medianMs * 1000).toFixed(2)} us vs layer ${e[layer]!.medianMs.toFixed(3)} ms = ${percent.toFixed(2)}%`);
+      }
+    }
+
+    // 4. Full depth: ORT per-layer runtime vs TfModel.forward + last-layer logits (tfjs wasm).
+    {
+      const pixels = randomFloats(batch * config.imageSize * config.imageSize * 3, seed + 2);
+      const textIds = randomIds(batch, TEXT_LENGTH, seed + 3);
+      const decoderIds = randomIds(batch, DECODE_TOKENS, seed + 4);
+      const textMask = new Float32Array(batch * TEXT_LENGTH).fill(1);
+      const inputs = {
+        images: tf.tensor4d(pixels, [batch, config.imageSize, config.imageSize, 3]),
+        textIds: tf.tensor2d(textIds.flat(), [batch, TEXT_LENGTH], 'int32'),
+        textMask: tf.tensor2d(textMask, [batch, TEXT_LENGTH]),
+        decoderIds: tf.tensor2d(decoderIds.flat(), [batch, DECODE_TOKENS], 'int32'),
+      };
+      const tfjs = (): Float32Array => {
+        const logits = tf.tidy(() => model.logits(model.forward(inputs).decoderStates.at(-1)!));
+        const data = logits.dataSync() as Float32Array;
+        logits.dispose();
+        return data;
+      };
+      const ortRuntime = async (): Promise<Float32Array> => {
+        let image = await runner.embedImage(pixels, batch);
+        let text = await runner.embedText(textIds);
+        for (let i = 0; i < encoderLayers; i++) image = await runner.encoderLayer(i, image, imageMask, batch, patchCount);
+        for (let i = 0; i < encoderLayers; i++) text = await runner.encoderLayer(i, text, textMask, batch, TEXT_LENGTH);
+        const memory = await runner.encoderFinalNorm(concatSequences(image, patchCount, text, TEXT_LENGTH, dim, batch), batch, memoryLength);
+        const cross: KeyValue[] = [];
+        for (let i = 0; i < decoderLayers; i++) cross.push(await runner.crossKeyValues(i, memory, batch, memoryLength));
+        const cache: KeyValue[] = Array.from({ length: decoderLayers }, () => ({ key: new Float32Array(0), value: new Float32Array(0) }));
+        let finalStates: Float32Array = new Float32Array(0);
+        for (let position = 0; position < DECODE_TOKENS; position++) {
+          let x = await runner.embedDecoder(decoderIds.map((row) => row[position]!), new Array<number>(batch).fill(position));
+          for (let i = 0; i < decoderLayers; i++) {
+            const step = await runner.decoderStep(i, x, cache[i]!.key, cache[i]!.value, position, cross[i]!.key, cross[i]!.value, memoryMask, batch, memoryLength);
+            cache[i] = {
+              key: concatSequences(cache[i]!.key, position, step.key, 1, dim, batch),
+              value: concatSequences(cache[i]!.value, position, step.value, 1, dim, batch),
+            };
+            x = step.hidden;
+          }
+          finalStates = concatSequences(finalStates, position, x, 1, dim, batch);
+        }
+        return runner.head(finalStates, batch, DECODE_TOKENS);
+      };
+      // Sanity: both sides compute the same logits (random weights, so just a loose check).
+      const [a, b] = [tfjs(), await ortRuntime()];
+      let worst = 0;
+      let scale = 0;
+      for (let i = 0; i < a.length; i++) { worst = Math.max(worst, Math.abs(a[i]! - b[i]!)); scale = Math.max(scale, Math.abs(a[i]!)); }
+      const agreement = worst / scale;
+      const slow = preset === 'ofa-base';
+      const tfRounds = slow ? (batch === 1 ? 5 : 3) : rounds;
+      const r = await interleaved({ ortRuntime, tfjs }, tfRounds, slow ? 0 : MIN_SAMPLE_MS, 1); // the sanity run above was the first warm-up
+      const ratio = r.tfjs!.medianMs / r.ortRuntime!.medianMs;
+      rows.push({
+        preset, batch, measure: `full depth: encoder (image+text) + ${DECODE_TOKENS} decoder tokens + head`,
+        aLabel: 'ORT per-layer', aMs: r.ortRuntime!.medianMs, bLabel: 'tfjs wasm', bMs: r.tfjs!.medianMs,
+        value: ratio, unit: 'x', target: '>= 3x (tfjs/ORT)', pass: ratio >= 3, rounds: tfRounds,
+        note: `${slow ? `slow case: ${tfRounds} rounds, 1 call per sample; ` : ''}max |logit diff| / max |logit| = ${agreement.toExponential(1)}`,
+        raw: r,
+      });
+      log(`[${preset} B${batch}] full depth ORT ${r.ortRuntime!.medianMs.toFixed(1)} ms, tfjs ${r.tfjs!.medianMs.toFixed(1)} ms, ratio ${ratio.toFixed(2)} (logit agreement ${agreement.toExponential(1)})`);
+      tf.dispose(Object.values(inputs));
+    }
+  }
+  await runner.dispose();
+  model.dispose();
+}
+type DecoderStepOutputLike = Awaited<ReturnType<LayerRunner['decoderStep']>>;
+
+// ---------- table ----------
+
+const fmtMs = (ms: number): string => (ms < 0.01 ? `${(ms * 1000).toFixed(2)} us` : ms < 10 ? `${ms.toFixed(3)} ms` : `${ms.toFixed(1)} ms`);
+const header = ['preset', 'B', 'case', 'measured side', 'reference side', 'value', 'target', 'result'];
+const body = rows.map((r) => [
+  r.preset, String(r.batch), r.measure,
+  `${r.aLabel} ${fmtMs(r.aMs)}`, `${r.bLabel} ${fmtMs(r.bMs)}`,
+  r.unit === 'x' ? `${r.value.toFixed(2)}x` : `${r.value.toFixed(2)}%`, r.target, r.pass ? 'PASS' : 'FAIL',
+]);
+const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
+const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ');
+const table = [line(header), widths.map((w) => '-'.repeat(w)).join('-|-'), ...body.map(line)].join('\n');
+const failures = rows.filter((r) => !r.pass).length;
+const cpus = os.cpus();
+const summary = [
+  `bench:runtime — ${command}`,
+  `${startedAt.toISOString()}, ${cpus[0]?.model ?? 'unknown cpu'} x${cpus.length}, node ${process.version}, ORT ${ort.env.versions?.common ?? ''} intraOpNumThreads=${threads}${noSpin ? ', EXPERIMENT: allow_spinning=0 (not the shipped LayerRunner options)' : ' (LayerRunner options as shipped)'}, tfjs ${tf.version_core} (${tf.getBackend()})`,
+  `random weights, vocab ${VOCAB}, image 64 / patch 8 (64 tokens), text ${TEXT_LENGTH}, decoder t=${PAST_LENGTH}, memory 72; interleaved medians of ${roundsWanted} rounds (ofa-base batch 16: 5; tfjs ofa-base: fewer, see notes)`,
+  `load average at end ${os.loadavg().map((x) => x.toFixed(2)).join(' ')} (other processes share the ${cpus.length} cores)`,
+  `ratios "x" for per-layer rows = per-layer throughput / single-graph throughput; full-depth rows = tfjs time / ORT time`,
+].join('\n');
+console.log(`${summary}\n\n${table}\n\n${failures === 0 ? 'all targets met' : `${failures} target(s) missed`} (total ${((performance.now() - totalStarted) / 1000).toFixed(0)} s)`);
+for (const r of rows.filter((x) => x.note)) console.log(`note [${r.preset} B${r.batch}]: ${r.note}`);
+
+mkdirSync(dirname(outPath), { recursive: true });
+writeFileAtomic(outPath, `${JSON.stringify({
+  command,
+  date: startedAt.toISOString(),
+  durationSeconds: (performance.now() - totalStarted) / 1000,
+  machine: { platform: os.platform(), release: os.release(), arch: os.arch(), cpuModel: cpus[0]?.model, cpuCount: cpus.length, totalMemoryBytes: os.totalmem(), loadAverageAtEnd: os.loadavg(), node: process.version },
+  settings: { threads, rounds: roundsWanted, noSpin, presets, batches, vocab: VOCAB, imageSize: 64, patchSize: 8, textLength: TEXT_LENGTH, decodeTokens: DECODE_TOKENS, pastLength: PAST_LENGTH, memoryLength: 72, minSampleMs: MIN_SAMPLE_MS, tfjsVersion: tf.version_core, tfjsBackend: tf.getBackend() },
+  table,
+  allTargetsMet: failures === 0,
+  rows,
+}, null, 2)}\n`);
+log(`wrote ${outPath}`);
