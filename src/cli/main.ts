@@ -2,6 +2,7 @@
 // The `mue` command line: one sub-command per file in ./commands.
 import { Command } from 'commander';
 import { registerDataCommand } from './commands/data.js';
+import { registerEvalCommand } from './commands/eval.js';
 import { registerExportCommand } from './commands/export.js';
 import { registerPredictCommand } from './commands/predict.js';
 import { registerScoreCommand } from './commands/score.js';
@@ -18,6 +19,7 @@ registerDataCommand(program);
 registerTrainCommand(program);
 registerPredictCommand(program);
 registerExportCommand(program);
+registerEvalCommand(program);
 registerScoreCommand(program);
 
 program.parseAsync(process.argv).catch((error: unknown) => {

@@ -30,6 +30,8 @@ export interface DecoderContext {
   crossCache: (KeyValue | undefined)[];
   /** FLOPs executed per sample (all its sequences, e.g. beams). */
   flops: number[];
+  /** Compute and keep every layer's similarity even when the policy does not read it. */
+  recordSimilarities: boolean;
 }
 
 /** One sequence being generated (a sample, or one beam of it). */
@@ -82,6 +84,7 @@ export async function decodeNextToken(context: DecoderContext, sequences: Sequen
   let states = await runner.embedDecoder(inputTokens, sequences.map(() => position)); // (A, 1, D)
   let active = sequences.map((_, row) => row);
   const memories: PolicyMemory[] = sequences.map(() => policy.start());
+  const computeSimilarity = policy.needsSimilarity || context.recordSimilarities;
   const exitStates = new Array<Float32Array>(sequences.length);
   const exitLogits = new Array<Float32Array | undefined>(sequences.length);
   for (const s of sequences) s.tokenSimilarities.push([]);
@@ -99,9 +102,9 @@ export async function decodeNextToken(context: DecoderContext, sequences: Sequen
     rows.forEach((s, i) => {
       s.keys[layer - 1]![position] = output.key.slice(i * dim, (i + 1) * dim);
       s.values[layer - 1]![position] = output.value.slice(i * dim, (i + 1) * dim);
-      const similarity = cosineSimilarity(output.hidden, states, i * dim, dim);
-      s.tokenSimilarities[position]!.push(similarity);
-      context.flops[s.sample]! += decoderStepFlops(config, position, context.memoryLength) + similarityFlops(dim) + (logits ? headFlops(config) : 0);
+      const similarity = computeSimilarity ? cosineSimilarity(output.hidden, states, i * dim, dim) : Number.NaN;
+      if (computeSimilarity) s.tokenSimilarities[position]!.push(similarity);
+      context.flops[s.sample]! += decoderStepFlops(config, position, context.memoryLength) + (computeSimilarity ? similarityFlops(dim) : 0) + (logits ? headFlops(config) : 0);
       const rowLogits = logits?.subarray(i * config.vocabSize, (i + 1) * config.vocabSize);
       const probabilities = rowLogits ? softmaxOver(rowLogits, context.allowedTokens) : undefined;
       const exits = layer === decoderLayers || policy.shouldExit(

@@ -11,7 +11,7 @@ export interface StreamResult {
   /** Each sample's state at its exit layer: (B, T, D). */
   finalStates: Float32Array;
   layersUsed: number[];
-  /** similarities[s][i] = cos(h_{i+1}, h_i) for every layer sample s ran. */
+  /** similarities[s][i] = cos(h_{i+1}, h_i) for every layer sample s ran (empty when not computed). */
   similarities: number[][];
   flops: number[];
 }
@@ -20,8 +20,9 @@ export interface StreamResult {
  * embedded (B, T, D) and keyMask (B, T) with every sample's real tokens first (lengths[s] of them).
  */
 export async function runEncoderStream(
-  runner: LayerRunner, embedded: Float32Array, keyMask: Float32Array, lengths: number[], policy: ExitPolicy,
+  runner: LayerRunner, embedded: Float32Array, keyMask: Float32Array, lengths: number[], policy: ExitPolicy, recordSimilarities = false,
 ): Promise<StreamResult> {
+  const computeSimilarity = policy.needsSimilarity || recordSimilarities;
   const config: ModelConfig = runner.config;
   const batch = lengths.length;
   const length = keyMask.length / batch;
@@ -39,9 +40,9 @@ export async function runEncoderStream(
     const stillActive: number[] = [];
     active.forEach((sample, row) => {
       const realValues = lengths[sample]! * config.dim;
-      const similarity = cosineSimilarity(output, states, row * rowSize, realValues);
-      similarities[sample]!.push(similarity);
-      flops[sample]! += encoderLayerFlops(config, length) + similarityFlops(realValues);
+      const similarity = computeSimilarity ? cosineSimilarity(output, states, row * rowSize, realValues) : Number.NaN;
+      if (computeSimilarity) similarities[sample]!.push(similarity);
+      flops[sample]! += encoderLayerFlops(config, length) + (computeSimilarity ? similarityFlops(realValues) : 0);
       const exits = layer === config.encoderLayers || policy.shouldExit({ layer, totalLayers: config.encoderLayers, similarity }, memories[sample]!);
       if (exits) {
         finalStates.set(output.subarray(row * rowSize, (row + 1) * rowSize), sample * rowSize);

@@ -8,7 +8,7 @@ export interface LayerSignal {
   /** The layer just computed, 1-based. */
   layer: number;
   totalLayers: number;
-  /** cos(h_i, h_{i−1}) of this stream or token. */
+  /** cos(h_i, h_{i−1}) of this stream or token; NaN when no one needs it (it is then not computed). */
   similarity: number;
   /** softmax(W_out · LN(h_i)) over the allowed tokens; present only when the policy needsHead. */
   probabilities?: Float32Array;
@@ -21,6 +21,8 @@ export interface ExitPolicy {
   readonly name: string;
   /** Whether the policy reads the layer's output distribution (costs a head projection per layer). */
   readonly needsHead: boolean;
+  /** Whether the policy reads the similarity (a threshold of 1 never exits, so full depth skips computing it). */
+  readonly needsSimilarity: boolean;
   /** Per-stream or per-token memory, e.g. PABEE's patience counter; created fresh for each. */
   start(): PolicyMemory;
   shouldExit(signal: LayerSignal, memory: PolicyMemory): boolean;
@@ -62,6 +64,7 @@ export function similarityExit(threshold: number, schedule: ThresholdSchedule = 
   return {
     name: schedule === 'constant' ? `similarity>${threshold}` : `similarity>${threshold}(decaying)`,
     needsHead: false,
+    needsSimilarity: threshold < 1,
     start: () => ({}),
     shouldExit: ({ similarity, position, maxLength }) => {
       if (threshold >= 1) return false;
@@ -79,6 +82,7 @@ export function entropyExit(maxEntropy: number): ExitPolicy {
   return {
     name: `entropy<${maxEntropy}`,
     needsHead: true,
+    needsSimilarity: false,
     start: () => ({}),
     shouldExit: ({ probabilities }) => {
       let entropy = 0;
@@ -93,6 +97,7 @@ export function marginExit(minMargin: number): ExitPolicy {
   return {
     name: `margin>${minMargin}`,
     needsHead: true,
+    needsSimilarity: false,
     start: () => ({}),
     shouldExit: ({ probabilities }) => {
       let first = 0;
@@ -112,6 +117,7 @@ export function patienceExit(patience: number): ExitPolicy {
   return {
     name: `patience=${patience}`,
     needsHead: true,
+    needsSimilarity: false,
     start: () => ({ unchangedLayers: 0 }),
     shouldExit: ({ probabilities }, memory) => {
       let argmax = 0;
@@ -126,7 +132,7 @@ export function patienceExit(patience: number): ExitPolicy {
 /** Static truncation: always stop after `depth` layers. */
 export function fixedDepthExit(depth: number): ExitPolicy {
   if (!Number.isInteger(depth) || depth < 1) throw new Error(`depth must be a positive integer (got ${depth})`);
-  return { name: `depth=${depth}`, needsHead: false, start: () => ({}), shouldExit: ({ layer }) => layer >= depth };
+  return { name: `depth=${depth}`, needsHead: false, needsSimilarity: false, start: () => ({}), shouldExit: ({ layer }) => layer >= depth };
 }
 
 export const fullDepth = (): ExitPolicy => similarityExit(1);

@@ -35,6 +35,9 @@ export class LayerRunner {
       interOpNumThreads: 1,
       graphOptimizationLevel: 'all',
       executionMode: 'sequential',
+      // The runtime calls ~20 small sessions in turn; idle pools that spin after each run steal
+      // the cores from the next session (measured 2-14x slower end to end by bench:runtime).
+      extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
     };
     const sessions = new Map<string, ort.InferenceSession>();
     const pieces = options.fullStack ? [layerPieces(config, weights), fullStackPieces(config, weights)] : [layerPieces(config, weights)];

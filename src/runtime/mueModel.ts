@@ -122,6 +122,7 @@ export class MuEModel {
     const beamSize = options.beamSize ?? 1;
     if (!Number.isInteger(beamSize) || beamSize < 1) throw new Error(`beamSize must be a positive integer (got ${beamSize})`);
     const { config, runner } = this;
+    const record = options.recordSimilarities ?? false;
     const batch = inputs.length;
     const patches = imagePatchCount(config);
     const textIds = inputs.map((input) => encodeText(this.tokenizer, input.text, config.maxTextLength));
@@ -142,15 +143,15 @@ export class MuEModel {
     let lastLayerStates: Float32Array; // (B, M, D)
     if (config.encoderMode === 'decomposed') {
       const image = await runEncoderStream(runner, imageEmbedded, new Float32Array(batch * patches).fill(1), new Array(batch).fill(patches),
-        options.encoderPolicy ?? similarityExit(thresholds.imageThreshold));
-      const text = await runEncoderStream(runner, textEmbedded, textMask, textLengths, options.encoderPolicy ?? similarityExit(thresholds.textThreshold));
+        options.encoderPolicy ?? similarityExit(thresholds.imageThreshold), record);
+      const text = await runEncoderStream(runner, textEmbedded, textMask, textLengths, options.encoderPolicy ?? similarityExit(thresholds.textThreshold), record);
       streams = { image, text };
       lastLayerStates = interleaveRows([image.finalStates, text.finalStates], [patches, textLength], config.dim, batch);
     } else {
       // Joint: one sequence [image ; text] whose real tokens must come first, so padding goes last.
       const jointEmbedded = interleaveRows([imageEmbedded, textEmbedded], [patches, textLength], config.dim, batch);
       const joint = await runEncoderStream(runner, jointEmbedded, memoryMask, textLengths.map((n) => patches + n),
-        options.encoderPolicy ?? similarityExit(thresholds.jointThreshold));
+        options.encoderPolicy ?? similarityExit(thresholds.jointThreshold), record);
       streams = { joint };
       lastLayerStates = joint.finalStates;
     }
@@ -162,7 +163,7 @@ export class MuEModel {
     const context: DecoderContext = {
       runner, memory, memoryMask, memoryLength, samples: batch,
       policy: options.decoderPolicy ?? similarityExit(thresholds.decoderThreshold, options.decoderSchedule),
-      strategy: kvStrategy, allowedTokens, maxLength, bosId: this.tokenizer.bosId, crossCache: [], flops,
+      strategy: kvStrategy, allowedTokens, maxLength, bosId: this.tokenizer.bosId, crossCache: [], flops, recordSimilarities: record,
     };
     const searchOptions = { beamSize, lengthPenalty: options.lengthPenalty ?? 1, noRepeatNgramSize: options.noRepeatNgramSize ?? 0, eosId: this.tokenizer.eosId };
     const sequences = beamSize === 1 ? await greedySearch(context, searchOptions) : await beamSearch(context, searchOptions);

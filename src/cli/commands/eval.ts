@@ -1,0 +1,65 @@
+// `mue eval`: every method's quality-vs-cost sweep on SceneWorld, as a table and JSON.
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Command } from 'commander';
+import { SPLITS } from '../../data/sceneworld.js';
+import { evaluateModels } from '../../eval/harness.js';
+import type { EvaluationReport, MethodResult } from '../../eval/types.js';
+import { writeFileAtomic } from '../../model/atomicWrite.js';
+import { parseChoice, parseInteger } from '../options.js';
+import { progressBar } from '../progress.js';
+
+export const METHODS = ['static', 'deebert', 'pabee', 'calm', 'encoder-only', 'mue', 'mue-joint', 'mue-lastlayer'] as const;
+
+export function registerEvalCommand(program: Command): void {
+  program
+    .command('eval')
+    .description('measure quality vs cost (layers, FLOPs, wall clock) for MuE and the baselines')
+    .requiredOption('--model <dir>', 'model directory')
+    .option('--joint-model <dir>', 'same task, trained with --encoder-mode joint (for the mue-joint ablation)')
+    .option('--lastlayer-model <dir>', 'same task, trained with --loss last-layer (for the mue-lastlayer ablation)')
+    .option('--split <split>', SPLITS.join(' | '), parseChoice('--split', SPLITS), 'test')
+    .option('--count <n>', 'examples', parseInteger('--count', 1), 500)
+    .option('--seed <n>', 'SceneWorld seed', parseInteger('--seed'), 1)
+    .option('--methods <list>', `comma-separated subset of ${METHODS.join(',')}`, (value: string) => {
+      const methods = value.split(',').map((m) => m.trim());
+      const unknown = methods.find((m) => !(METHODS as readonly string[]).includes(m));
+      if (unknown) throw new Error(`--methods: unknown method "${unknown}" (known: ${METHODS.join(', ')})`);
+      return methods;
+    })
+    .option('--threads <n>', 'ONNX Runtime intra-op threads', parseInteger('--threads', 1))
+    .option('--out <file>', 'where to write the JSON report', 'results/eval.json')
+    .action(async (raw: Record<string, unknown>) => {
+      const bar = progressBar('examples');
+      let started = false;
+      const report = await evaluateModels({
+        modelDir: raw.model as string, jointModelDir: raw.jointModel as string | undefined, lastLayerModelDir: raw.lastlayerModel as string | undefined,
+        split: raw.split as (typeof SPLITS)[number], count: raw.count as number, seed: raw.seed as number,
+        methods: raw.methods as string[] | undefined, threads: raw.threads as number | undefined,
+        command: `mue ${process.argv.slice(2).join(' ')}`,
+        onProgress: (done, total, status) => {
+          if (!started) bar.start(total, 0, { rate: '', status });
+          started = true;
+          bar.update(done, { status });
+        },
+      });
+      bar.stop();
+      mkdirSync(dirname(raw.out as string), { recursive: true });
+      writeFileAtomic(raw.out as string, `${JSON.stringify(report, null, 2)}\n`);
+      console.log(formatReportTable(report));
+      console.log(`\nwrote ${raw.out as string}`);
+    });
+}
+
+export function formatReportTable(report: EvaluationReport): string {
+  const header = ['method', 'setting', report.qualityName, 'retention', 'layer red.', 'FLOPs', 'time', 'speed-up'];
+  const row = (r: MethodResult) => [
+    r.method, r.setting, report.task === 've' ? `${(100 * r.quality).toFixed(1)}%` : r.quality.toFixed(3),
+    `${(100 * r.retention).toFixed(1)}%`, `${(100 * r.layerReduction).toFixed(1)}%`, `${(100 * r.flopRatio).toFixed(1)}%`,
+    `${(100 * r.timeRatio).toFixed(1)}%`, `${(1 / r.timeRatio).toFixed(2)}x`,
+  ];
+  const rows = [header, row(report.fullDepth), ...report.methods.map(row)];
+  const widths = header.map((_, column) => Math.max(...rows.map((r) => r[column]!.length)));
+  const lines = rows.map((r) => r.map((cell, column) => (column < 2 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!))).join('  '));
+  return [`${report.count} ${report.split} examples, batch 1; cost relative to full depth of the same model`, ...lines].join('\n');
+}

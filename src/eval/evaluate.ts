@@ -1,0 +1,140 @@
+// Quality against cost for one model and one method setting, on a fixed set of inputs.
+// Cost is reported three ways (DESIGN 2.6), always together:
+//   layerReduction = 1 − Σ_streams T_s·L_s + Σ_tokens L_t  /  Σ_streams T_s·N_E + (#tokens)·N_D
+//     (encoder layers weighted by the stream's real tokens, decoder layers counted per generated token);
+//   flopRatio      = FLOPs executed / FLOPs of the same requests at full depth;
+//   timeRatio      = wall-clock time / full-depth wall-clock time, same inputs, same process.
+import { captionExample, CAPTION_PROMPT, veExample, type Split } from '../data/sceneworld.js';
+import { encodeText, type RgbPixels } from '../data/preprocess.js';
+import type { Task } from '../model/checkpoint.js';
+import type { InferenceOptions, MuEModel, Telemetry } from '../runtime/mueModel.js';
+import { scoreCaptions } from './captionMetrics.js';
+import type { MethodResult } from './types.js';
+
+/** One evaluation input with its ground truth and difficulty group. */
+export interface EvalExample {
+  id: string;
+  image: RgbPixels;
+  /** Hypothesis (VE); unused for captioning. */
+  hypothesis: string;
+  label?: string;
+  references?: string[];
+  /** VE: hypothesis family; captioning: "N objects". */
+  group: string;
+}
+
+export function sceneWorldEvalSet(task: Task, split: Split, count: number, seed: number, imageSize: number): EvalExample[] {
+  return Array.from({ length: count }, (_, index) => {
+    if (task === 've') {
+      const e = veExample(index, { split, seed, imageSize });
+      return { id: e.id, image: e.image, hypothesis: e.hypothesis, label: e.label, group: e.family };
+    }
+    const e = captionExample(index, { split, seed, imageSize });
+    return { id: e.id, image: e.image, hypothesis: '', references: e.captions, group: `${e.objectCount} objects` };
+  });
+}
+
+/** The outputs of one pass over the set. */
+export interface MethodRun { answers: string[]; telemetry: Telemetry[]; timeMs: number }
+
+/** Runs every example at batch 1 (the latency setting the paper and the benchmark use). */
+export async function runMethod(model: MuEModel, examples: EvalExample[], options: InferenceOptions, onExample?: () => void): Promise<MethodRun> {
+  const answers: string[] = [];
+  const telemetry: Telemetry[] = [];
+  const started = performance.now();
+  for (const example of examples) {
+    const result = model.task === 've'
+      ? await model.entail({ image: example.image, hypothesis: example.hypothesis }, options).then((r) => ({ text: r.answer, telemetry: r.telemetry }))
+      : await model.caption({ image: example.image }, options).then((r) => ({ text: r.caption, telemetry: r.telemetry }));
+    answers.push(result.text);
+    telemetry.push(result.telemetry);
+    onExample?.();
+  }
+  return { answers, telemetry, timeMs: performance.now() - started };
+}
+
+/** Per-example quality: correctness (VE) or CIDEr-D against the references (captioning), and the set's quality. */
+export function scoreRun(model: MuEModel, examples: EvalExample[], answers: string[]): { quality: number; perExample: number[]; detail: Record<string, number> } {
+  if (model.task === 've') {
+    const perExample = answers.map((answer, i) => Number(answer === examples[i]!.label));
+    const detail: Record<string, number> = {};
+    for (const label of ['yes', 'no', 'maybe']) {
+      const rows = examples.map((e, i) => [e, i] as const).filter(([e]) => e.label === label);
+      if (rows.length > 0) detail[`accuracy ${label}`] = rows.reduce((n, [, i]) => n + perExample[i]!, 0) / rows.length;
+    }
+    return { quality: mean(perExample), perExample, detail };
+  }
+  const references = Object.fromEntries(examples.map((e) => [e.id, e.references!]));
+  const candidates = Object.fromEntries(examples.map((e, i) => [e.id, answers[i]!]));
+  const scores = scoreCaptions(references, candidates);
+  const perExample = examples.map((e) => scores.perImage[e.id]!.ciderD);
+  const { bleu1, bleu2, bleu3, bleu4, rougeL, ciderD } = scores;
+  return { quality: ciderD, perExample, detail: { bleu1, bleu2, bleu3, bleu4, rougeL, ciderD } };
+}
+
+/** Summarises a run against the full-depth run of the same model on the same examples. */
+export function summariseRun(
+  model: MuEModel, examples: EvalExample[], run: MethodRun, full: { quality: number; timeMs: number },
+  method: string, setting: string, knob: number,
+): MethodResult {
+  const { config } = model;
+  const scored = scoreRun(model, examples, run.answers);
+  const textTokens = examples.map((e) => (model.task === 've' ? encodeText(model.tokenizer, e.hypothesis, config.maxTextLength) : encodeText(model.tokenizer, CAPTION_PROMPT, config.maxTextLength)).length);
+  const patches = (config.imageSize / config.patchSize) ** 2;
+  let layersRun = 0;
+  let layersFull = 0;
+  run.telemetry.forEach((t, i) => {
+    if (t.jointLayers !== undefined) {
+      layersRun += (patches + textTokens[i]!) * t.jointLayers;
+    } else {
+      layersRun += patches * t.imageLayers! + textTokens[i]! * t.textLayers!;
+    }
+    layersFull += (patches + textTokens[i]!) * config.encoderLayers;
+    layersRun += t.tokenLayers.reduce((a, b) => a + b, 0);
+    layersFull += t.tokenLayers.length * config.decoderLayers;
+  });
+  const histogram = (values: number[], layers: number) => {
+    const counts = new Array<number>(layers).fill(0);
+    for (const value of values) counts[value - 1]!++;
+    return counts;
+  };
+  const streamValues = (key: 'imageLayers' | 'textLayers' | 'jointLayers') => run.telemetry.map((t) => t[key]).filter((v): v is number => v !== undefined);
+  const decoderValues = run.telemetry.flatMap((t) => t.tokenLayers);
+  const longest = Math.max(0, ...run.telemetry.map((t) => t.tokenLayers.length));
+  const decoderByPosition = Array.from({ length: longest }, (_, position) =>
+    mean(run.telemetry.filter((t) => t.tokenLayers.length > position).map((t) => t.tokenLayers[position]!)));
+  const depthByGroup: MethodResult['depthByGroup'] = {};
+  for (const group of [...new Set(examples.map((e) => e.group))].sort()) {
+    const rows = examples.map((e, i) => [e, i] as const).filter(([e]) => e.group === group).map(([, i]) => i);
+    depthByGroup[group] = {
+      encoder: mean(rows.map((i) => encoderDepth(run.telemetry[i]!))),
+      decoder: mean(rows.map((i) => mean(run.telemetry[i]!.tokenLayers))),
+      quality: mean(rows.map((i) => scored.perExample[i]!)),
+      count: rows.length,
+    };
+  }
+  const meanLayers: MethodResult['meanLayers'] = { decoder: mean(decoderValues) };
+  const exitHistograms: MethodResult['exitHistograms'] = { decoder: histogram(decoderValues, config.decoderLayers) };
+  for (const [key, name] of [['imageLayers', 'image'], ['textLayers', 'text'], ['jointLayers', 'joint']] as const) {
+    const values = streamValues(key);
+    if (values.length > 0) {
+      meanLayers[name] = mean(values);
+      exitHistograms[name] = histogram(values, config.encoderLayers);
+    }
+  }
+  return {
+    method, setting, knob,
+    quality: scored.quality,
+    retention: full.quality > 0 ? scored.quality / full.quality : 0,
+    layerReduction: 1 - layersRun / layersFull,
+    flopRatio: sum(run.telemetry.map((t) => t.flops)) / sum(run.telemetry.map((t) => t.fullDepthFlops)),
+    timeRatio: run.timeMs / full.timeMs,
+    meanLayers, exitHistograms, decoderByPosition, depthByGroup, detail: scored.detail,
+  };
+}
+
+/** Mean encoder depth of one request: the streams' layers averaged (joint: its one stream). */
+const encoderDepth = (t: Telemetry): number => t.jointLayers ?? (t.imageLayers! + t.textLayers!) / 2;
+
+export const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
+export const mean = (xs: number[]): number => (xs.length === 0 ? 0 : sum(xs) / xs.length);

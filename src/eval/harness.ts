@@ -1,0 +1,87 @@
+// `mue eval` end to end: full depth once per model, then every method's sweep on the same
+// inputs, in one process, into one EvaluationReport.
+import type { Split } from '../data/sceneworld.js';
+import { MuEModel, type InferenceOptions, type Telemetry } from '../runtime/mueModel.js';
+import { mean, runMethod, sceneWorldEvalSet, summariseRun, type MethodRun } from './evaluate.js';
+import { methodSweeps, type ModelRole } from './methods.js';
+import type { EvaluationReport, MethodResult } from './types.js';
+
+export interface HarnessOptions {
+  modelDir: string;
+  /** Ablation models (optional): joint-encoder and last-layer-loss models of the same task. */
+  jointModelDir?: string;
+  lastLayerModelDir?: string;
+  split: Split;
+  count: number;
+  seed: number;
+  /** Only these methods (default: all that have their model). */
+  methods?: string[];
+  threads?: number;
+  command: string;
+  /** Called with (done, total) after every example of every run. */
+  onProgress?: (done: number, total: number, status: string) => void;
+}
+
+const FULL_DEPTH: InferenceOptions = { imageThreshold: 1, textThreshold: 1, jointThreshold: 1, decoderThreshold: 1 };
+
+export async function evaluateModels(options: HarnessOptions): Promise<EvaluationReport> {
+  const models = new Map<ModelRole, MuEModel>();
+  try {
+    models.set('main', await MuEModel.load(options.modelDir, { threads: options.threads }));
+    if (options.jointModelDir) models.set('joint', await MuEModel.load(options.jointModelDir, { threads: options.threads }));
+    if (options.lastLayerModelDir) models.set('lastlayer', await MuEModel.load(options.lastLayerModelDir, { threads: options.threads }));
+    const main = models.get('main')!;
+    for (const [role, model] of models) {
+      if (model.task !== main.task) throw new Error(`the ${role} model is a ${model.task} model but the main model is ${main.task}`);
+      if (role === 'joint' && model.config.encoderMode !== 'joint') throw new Error(`--joint-model ${options.jointModelDir} was not trained with --encoder-mode joint`);
+    }
+    const examples = sceneWorldEvalSet(main.task, options.split, options.count, options.seed, main.config.imageSize);
+    const sweeps = methodSweeps(main.task, main.config).filter((s) => models.has(s.role) && (!options.methods || options.methods.includes(s.method)));
+    const total = (models.size * 2 + sweeps.length) * examples.length;
+    let done = 0;
+    const tick = (status: string) => () => options.onProgress?.(++done, total, status);
+
+    // Full depth per model, before and after the sweeps; the mean time is the wall-clock baseline.
+    const fullRuns = new Map<ModelRole, MethodRun>();
+    for (const [role, model] of models) fullRuns.set(role, await runMethod(model, examples, { ...FULL_DEPTH, recordSimilarities: role === 'main' }, tick(`${role} full depth`)));
+    const results: MethodResult[] = [];
+    const pending: Array<{ role: ModelRole; run: MethodRun; sweep: (typeof sweeps)[number] }> = [];
+    for (const sweep of sweeps) {
+      const run = await runMethod(models.get(sweep.role)!, examples, sweep.options, tick(`${sweep.method} ${sweep.setting}`));
+      pending.push({ role: sweep.role, run, sweep });
+    }
+    const baselines = new Map<ModelRole, { quality: number; timeMs: number; result: MethodResult }>();
+    for (const [role, model] of models) {
+      const again = await runMethod(model, examples, FULL_DEPTH, tick(`${role} full depth (again)`));
+      const first = fullRuns.get(role)!;
+      const timeMs = (first.timeMs + again.timeMs) / 2;
+      const result = summariseRun(model, examples, first, { quality: 1, timeMs }, role === 'main' ? 'full-depth' : `full-depth-${role}`, 'τ=1', 1);
+      baselines.set(role, { quality: result.quality, timeMs, result: { ...result, retention: 1 } });
+    }
+    for (const { role, run, sweep } of pending) {
+      results.push(summariseRun(models.get(role)!, examples, run, baselines.get(role)!, sweep.method, sweep.setting, sweep.knob));
+    }
+    const fullDepth = baselines.get('main')!.result;
+    return {
+      model: options.modelDir, task: main.task, split: options.split, count: examples.length, seed: options.seed,
+      command: options.command, createdAt: new Date().toISOString(),
+      encoderLayers: main.config.encoderLayers, decoderLayers: main.config.decoderLayers,
+      qualityName: main.task === 've' ? 'accuracy' : 'CIDEr-D',
+      fullDepth, similarityCurve: similarityCurve(fullRuns.get('main')!.telemetry, main.config.encoderLayers, main.config.decoderLayers),
+      methods: [...[...baselines].filter(([role]) => role !== 'main').map(([, b]) => b.result), ...results],
+    };
+  } finally {
+    for (const model of models.values()) await model.dispose();
+  }
+}
+
+/** Mean cos(h_i, h_{i−1}) per layer over all examples (and all generated tokens for the decoder). */
+function similarityCurve(telemetry: Telemetry[], encoderLayers: number, decoderLayers: number): EvaluationReport['similarityCurve'] {
+  const perLayer = (traces: number[][], layers: number) => Array.from({ length: layers }, (_, i) => mean(traces.map((trace) => trace[i]!).filter((v) => v !== undefined)));
+  const curve: EvaluationReport['similarityCurve'] = { decoder: perLayer(telemetry.flatMap((t) => t.similarities!.tokens), decoderLayers) };
+  for (const stream of ['image', 'text', 'joint'] as const) {
+    const traces = telemetry.map((t) => t.similarities![stream]).filter((trace): trace is number[] => trace !== undefined);
+    if (traces.length > 0) curve[stream] = perLayer(traces, encoderLayers);
+  }
+  return curve;
+}
