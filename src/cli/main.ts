@@ -2,6 +2,7 @@
 // The `mue` command line: one sub-command per file in ./commands.
 import { Command } from 'commander';
 import { registerDataCommand } from './commands/data.js';
+import { registerCalibrateCommand } from './commands/calibrate.js';
 import { registerEvalCommand } from './commands/eval.js';
 import { registerExportCommand } from './commands/export.js';
 import { registerPredictCommand } from './commands/predict.js';
@@ -20,6 +21,7 @@ registerTrainCommand(program);
 registerPredictCommand(program);
 registerExportCommand(program);
 registerEvalCommand(program);
+registerCalibrateCommand(program);
 registerScoreCommand(program);
 
 program.parseAsync(process.argv).catch((error: unknown) => {

@@ -39,18 +39,50 @@ export interface MethodRun { answers: string[]; telemetry: Telemetry[]; timeMs: 
 
 /** Runs every example at batch 1 (the latency setting the paper and the benchmark use). */
 export async function runMethod(model: MuEModel, examples: EvalExample[], options: InferenceOptions, onExample?: () => void): Promise<MethodRun> {
-  const answers: string[] = [];
-  const telemetry: Telemetry[] = [];
-  const started = performance.now();
+  const run: MethodRun = { answers: [], telemetry: [], timeMs: 0 };
   for (const example of examples) {
-    const result = model.task === 've'
-      ? await model.entail({ image: example.image, hypothesis: example.hypothesis }, options).then((r) => ({ text: r.answer, telemetry: r.telemetry }))
-      : await model.caption({ image: example.image }, options).then((r) => ({ text: r.caption, telemetry: r.telemetry }));
-    answers.push(result.text);
-    telemetry.push(result.telemetry);
+    const started = performance.now();
+    const result = await runOne(model, example, options);
+    run.timeMs += performance.now() - started;
+    run.answers.push(result.text);
+    run.telemetry.push(result.telemetry);
     onExample?.();
   }
-  return { answers, telemetry, timeMs: performance.now() - started };
+  return run;
+}
+
+/**
+ * Runs a method and full depth on every example back to back, alternating which goes first,
+ * so load from other processes hits both alike; returns the method's run and full depth's time.
+ */
+export async function runPaired(model: MuEModel, examples: EvalExample[], options: InferenceOptions, fullDepth: InferenceOptions, onExample?: () => void): Promise<{ run: MethodRun; fullTimeMs: number }> {
+  const run: MethodRun = { answers: [], telemetry: [], timeMs: 0 };
+  let fullTimeMs = 0;
+  for (const [index, example] of examples.entries()) {
+    for (const which of index % 2 === 0 ? (['method', 'full'] as const) : (['full', 'method'] as const)) {
+      const started = performance.now();
+      const result = await runOne(model, example, which === 'method' ? options : fullDepth);
+      const elapsed = performance.now() - started;
+      if (which === 'full') {
+        fullTimeMs += elapsed;
+      } else {
+        run.timeMs += elapsed;
+        run.answers.push(result.text);
+        run.telemetry.push(result.telemetry);
+      }
+    }
+    onExample?.();
+  }
+  return { run, fullTimeMs };
+}
+
+async function runOne(model: MuEModel, example: EvalExample, options: InferenceOptions): Promise<{ text: string; telemetry: Telemetry }> {
+  if (model.task === 've') {
+    const result = await model.entail({ image: example.image, hypothesis: example.hypothesis }, options);
+    return { text: result.answer, telemetry: result.telemetry };
+  }
+  const result = await model.caption({ image: example.image }, options);
+  return { text: result.caption, telemetry: result.telemetry };
 }
 
 /** Per-example quality: correctness (VE) or CIDEr-D against the references (captioning), and the set's quality. */

@@ -1,8 +1,11 @@
 // `mue eval` end to end: full depth once per model, then every method's sweep on the same
 // inputs, in one process, into one EvaluationReport.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Split } from '../data/sceneworld.js';
-import { MuEModel, type InferenceOptions, type Telemetry } from '../runtime/mueModel.js';
-import { mean, runMethod, sceneWorldEvalSet, summariseRun, type MethodRun } from './evaluate.js';
+import { describe } from './calibrate.js';
+import { EXITS_FILE, MuEModel, readExitThresholds, type InferenceOptions, type Telemetry } from '../runtime/mueModel.js';
+import { mean, runMethod, runPaired, sceneWorldEvalSet, summariseRun, type MethodRun } from './evaluate.js';
 import { methodSweeps, type ModelRole } from './methods.js';
 import type { EvaluationReport, MethodResult } from './types.js';
 
@@ -37,29 +40,38 @@ export async function evaluateModels(options: HarnessOptions): Promise<Evaluatio
     }
     const examples = sceneWorldEvalSet(main.task, options.split, options.count, options.seed, main.config.imageSize);
     const sweeps = methodSweeps(main.task, main.config).filter((s) => models.has(s.role) && (!options.methods || options.methods.includes(s.method)));
-    const total = (models.size * 2 + sweeps.length) * examples.length;
+    const total = (models.size + sweeps.length) * examples.length;
     let done = 0;
     const tick = (status: string) => () => options.onProgress?.(++done, total, status);
 
-    // Full depth per model, before and after the sweeps; the mean time is the wall-clock baseline.
-    const fullRuns = new Map<ModelRole, MethodRun>();
-    for (const [role, model] of models) fullRuns.set(role, await runMethod(model, examples, { ...FULL_DEPTH, recordSimilarities: role === 'main' }, tick(`${role} full depth`)));
-    const results: MethodResult[] = [];
-    const pending: Array<{ role: ModelRole; run: MethodRun; sweep: (typeof sweeps)[number] }> = [];
-    for (const sweep of sweeps) {
-      const run = await runMethod(models.get(sweep.role)!, examples, sweep.options, tick(`${sweep.method} ${sweep.setting}`));
-      pending.push({ role: sweep.role, run, sweep });
-    }
-    const baselines = new Map<ModelRole, { quality: number; timeMs: number; result: MethodResult }>();
+    // Full depth once per model (quality, similarity curve); every method is then timed
+    // against full depth run back to back on the same example (runPaired).
+    const baselines = new Map<ModelRole, { quality: number; run: MethodRun; result: MethodResult }>();
     for (const [role, model] of models) {
-      const again = await runMethod(model, examples, FULL_DEPTH, tick(`${role} full depth (again)`));
-      const first = fullRuns.get(role)!;
-      const timeMs = (first.timeMs + again.timeMs) / 2;
-      const result = summariseRun(model, examples, first, { quality: 1, timeMs }, role === 'main' ? 'full-depth' : `full-depth-${role}`, 'τ=1', 1);
-      baselines.set(role, { quality: result.quality, timeMs, result: { ...result, retention: 1 } });
+      const run = await runMethod(model, examples, { ...FULL_DEPTH, recordSimilarities: role === 'main' }, tick(`${role} full depth`));
+      const result = summariseRun(model, examples, run, { quality: 1, timeMs: run.timeMs }, role === 'main' ? 'full-depth' : `full-depth-${role}`, 'τ=1', 1);
+      baselines.set(role, { quality: result.quality, run, result: { ...result, retention: 1 } });
     }
-    for (const { role, run, sweep } of pending) {
-      results.push(summariseRun(models.get(role)!, examples, run, baselines.get(role)!, sweep.method, sweep.setting, sweep.knob));
+    const results: MethodResult[] = [];
+    for (const sweep of sweeps) {
+      const model = models.get(sweep.role)!;
+      const { run, fullTimeMs } = await runPaired(model, examples, sweep.options, FULL_DEPTH, tick(`${sweep.method} ${sweep.setting}`));
+      results.push(summariseRun(model, examples, run, { quality: baselines.get(sweep.role)!.quality, timeMs: fullTimeMs }, sweep.method, sweep.setting, sweep.knob));
+    }
+    // Thresholds from `mue calibrate` (exits.json), evaluated on this (held-out) split.
+    let calibration: EvaluationReport['calibration'];
+    const exitsPath = join(options.modelDir, EXITS_FILE);
+    if (existsSync(exitsPath) && (!options.methods || options.methods.includes('mue-calibrated'))) {
+      const stored = JSON.parse(readFileSync(exitsPath, 'utf8')) as { calibration?: { target?: number; retention?: number } };
+      const thresholds = readExitThresholds(options.modelDir);
+      const { run, fullTimeMs } = await runPaired(main, examples, thresholds, FULL_DEPTH);
+      const result = summariseRun(main, examples, run, { quality: baselines.get('main')!.quality, timeMs: fullTimeMs }, 'mue-calibrated', describe(thresholds), thresholds.decoderThreshold);
+      results.push(result);
+      calibration = {
+        target: stored.calibration?.target ?? Number.NaN, thresholds: { ...thresholds },
+        calibrationRetention: stored.calibration?.retention ?? Number.NaN,
+        testRetention: result.retention, testTimeRatio: result.timeRatio, testFlopRatio: result.flopRatio,
+      };
     }
     const fullDepth = baselines.get('main')!.result;
     return {
@@ -67,8 +79,9 @@ export async function evaluateModels(options: HarnessOptions): Promise<Evaluatio
       command: options.command, createdAt: new Date().toISOString(),
       encoderLayers: main.config.encoderLayers, decoderLayers: main.config.decoderLayers,
       qualityName: main.task === 've' ? 'accuracy' : 'CIDEr-D',
-      fullDepth, similarityCurve: similarityCurve(fullRuns.get('main')!.telemetry, main.config.encoderLayers, main.config.decoderLayers),
+      fullDepth, similarityCurve: similarityCurve(baselines.get('main')!.run.telemetry, main.config.encoderLayers, main.config.decoderLayers),
       methods: [...[...baselines].filter(([role]) => role !== 'main').map(([, b]) => b.result), ...results],
+      ...(calibration ? { calibration } : {}),
     };
   } finally {
     for (const model of models.values()) await model.dispose();

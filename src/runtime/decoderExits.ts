@@ -104,7 +104,7 @@ export async function decodeNextToken(context: DecoderContext, sequences: Sequen
       s.values[layer - 1]![position] = output.value.slice(i * dim, (i + 1) * dim);
       const similarity = computeSimilarity ? cosineSimilarity(output.hidden, states, i * dim, dim) : Number.NaN;
       if (computeSimilarity) s.tokenSimilarities[position]!.push(similarity);
-      context.flops[s.sample]! += decoderStepFlops(config, position, context.memoryLength) + (computeSimilarity ? similarityFlops(dim) : 0) + (logits ? headFlops(config) : 0);
+      context.flops[s.sample]! += decoderStepFlops(config, position, context.memoryLength) + (policy.needsSimilarity ? similarityFlops(dim) : 0) + (logits ? headFlops(config) : 0);
       const rowLogits = logits?.subarray(i * config.vocabSize, (i + 1) * config.vocabSize);
       const probabilities = rowLogits ? softmaxOver(rowLogits, context.allowedTokens) : undefined;
       const exits = layer === decoderLayers || policy.shouldExit(

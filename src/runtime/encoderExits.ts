@@ -42,7 +42,8 @@ export async function runEncoderStream(
       const realValues = lengths[sample]! * config.dim;
       const similarity = computeSimilarity ? cosineSimilarity(output, states, row * rowSize, realValues) : Number.NaN;
       if (computeSimilarity) similarities[sample]!.push(similarity);
-      flops[sample]! += encoderLayerFlops(config, length) + (computeSimilarity ? similarityFlops(realValues) : 0);
+      // Similarities computed only for the record are a diagnostic, not the method's cost.
+      flops[sample]! += encoderLayerFlops(config, length) + (policy.needsSimilarity ? similarityFlops(realValues) : 0);
       const exits = layer === config.encoderLayers || policy.shouldExit({ layer, totalLayers: config.encoderLayers, similarity }, memories[sample]!);
       if (exits) {
         finalStates.set(output.subarray(row * rowSize, (row + 1) * rowSize), sample * rowSize);

@@ -9,7 +9,7 @@ import { writeFileAtomic } from '../../model/atomicWrite.js';
 import { parseChoice, parseInteger } from '../options.js';
 import { progressBar } from '../progress.js';
 
-export const METHODS = ['static', 'deebert', 'pabee', 'calm', 'encoder-only', 'mue', 'mue-joint', 'mue-lastlayer'] as const;
+export const METHODS = ['static', 'deebert', 'pabee', 'calm', 'encoder-only', 'mue', 'mue-joint', 'mue-lastlayer', 'mue-calibrated'] as const;
 
 export function registerEvalCommand(program: Command): void {
   program
@@ -47,6 +47,10 @@ export function registerEvalCommand(program: Command): void {
       mkdirSync(dirname(raw.out as string), { recursive: true });
       writeFileAtomic(raw.out as string, `${JSON.stringify(report, null, 2)}\n`);
       console.log(formatReportTable(report));
+      if (report.calibration) {
+        const c = report.calibration;
+        console.log(`\ncalibrated thresholds (target ${(100 * c.target).toFixed(1)}%): calibration retention ${(100 * c.calibrationRetention).toFixed(2)}%, ${report.split} retention ${(100 * c.testRetention).toFixed(2)}%, time ${(100 * c.testTimeRatio).toFixed(1)}%, FLOPs ${(100 * c.testFlopRatio).toFixed(1)}%`);
+      }
       console.log(`\nwrote ${raw.out as string}`);
     });
 }

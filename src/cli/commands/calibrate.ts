@@ -1,0 +1,42 @@
+// `mue calibrate`: choose exit thresholds for a target retention and store them in exits.json.
+import type { Command } from 'commander';
+import { SPLITS } from '../../data/sceneworld.js';
+import { calibrate, describe, writeExitsFile } from '../../eval/calibrate.js';
+import { parseChoice, parseInteger, parseNumber } from '../options.js';
+import { progressBar } from '../progress.js';
+
+export function registerCalibrateCommand(program: Command): void {
+  program
+    .command('calibrate')
+    .description('find the cheapest exit thresholds that keep a target retention; writes MODEL/exits.json')
+    .requiredOption('--model <dir>', 'model directory')
+    .option('--target-retention <x>', 'quality to keep, relative to full depth', parseNumber('--target-retention'), 0.99)
+    .option('--split <split>', 'calibration split', parseChoice('--split', SPLITS), 'validation')
+    .option('--count <n>', 'calibration examples', parseInteger('--count', 1), 500)
+    .option('--seed <n>', 'SceneWorld seed', parseInteger('--seed'), 1)
+    .option('--delta <x>', 'statistical guarantee (Learn-then-Test): retention ≥ target with probability ≥ 1 − δ', parseNumber('--delta'))
+    .option('--threads <n>', 'ONNX Runtime intra-op threads', parseInteger('--threads', 1))
+    .option('--dry-run', 'print the thresholds without writing exits.json')
+    .action(async (raw: Record<string, unknown>) => {
+      const bar = progressBar('runs');
+      bar.start(1, 0, { rate: '', status: 'full depth' });
+      const result = await calibrate({
+        modelDir: raw.model as string, split: raw.split as (typeof SPLITS)[number], count: raw.count as number, seed: raw.seed as number,
+        targetRetention: raw.targetRetention as number, delta: raw.delta as number | undefined, threads: raw.threads as number | undefined,
+        onProgress: (done, status) => {
+          bar.setTotal(done + 1);
+          bar.update(done, { status });
+        },
+      });
+      bar.stop();
+      for (const step of result.steps) {
+        console.log(`${step.accepted ? 'accept' : 'reject'}  ${describe(step.thresholds)}  retention ${(100 * step.retention).toFixed(2)}%  FLOPs ${(100 * step.flopRatio).toFixed(1)}%${step.pValue !== undefined ? `  p=${step.pValue.toExponential(2)}` : ''}`);
+      }
+      console.log(`\nchosen (${result.method}${result.delta !== undefined ? `, δ=${result.delta}` : ''}): ${describe(result.thresholds)}`);
+      console.log(`${raw.split as string} retention ${(100 * result.retention).toFixed(2)}% (target ${(100 * result.target).toFixed(1)}%), FLOPs ${(100 * result.flopRatio).toFixed(1)}% of full depth`);
+      if (!raw.dryRun) {
+        const path = writeExitsFile(raw.model as string, result, { split: raw.split, count: raw.count, seed: raw.seed });
+        console.log(`wrote ${path}`);
+      }
+    });
+}
