@@ -6,6 +6,7 @@ import { registerCalibrateCommand } from './commands/calibrate.js';
 import { registerEvalCommand } from './commands/eval.js';
 import { registerExportCommand } from './commands/export.js';
 import { registerPredictCommand } from './commands/predict.js';
+import { registerReportCommand } from './commands/report.js';
 import { registerScoreCommand } from './commands/score.js';
 import { registerTrainCommand } from './commands/train.js';
 
@@ -22,6 +23,7 @@ registerPredictCommand(program);
 registerExportCommand(program);
 registerEvalCommand(program);
 registerCalibrateCommand(program);
+registerReportCommand(program);
 registerScoreCommand(program);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
