@@ -58,7 +58,7 @@ test('Learn-then-Test calibration accepts only steps whose p-value is below δ, 
 test('mue eval runs every method end to end and evaluates the calibrated thresholds on the test split', async () => {
   const report = await evaluateModels({ modelDir, split: 'test', count: 24, seed: 1, command: 'test', jointModelDir: undefined });
   assert.equal(report.fullDepth.retention, 1);
-  assert.equal(report.fullDepth.flopRatio, 1);
+  assert.ok(report.fullDepth.flopRatio >= 1 && report.fullDepth.flopRatio < 1.01); // the in-graph similarity is the only extra
   const methods = new Set(report.methods.map((m) => m.method));
   for (const method of ['static', 'deebert', 'calm', 'encoder-only', 'mue', 'mue-calibrated']) assert.ok(methods.has(method), method);
   assert.ok(report.calibration && report.calibration.testRetention > 0);

@@ -16,11 +16,26 @@ export interface LayerRunnerOptions {
 }
 
 export interface KeyValue { key: Float32Array; value: Float32Array }
-export interface DecoderStepOutput { hidden: Float32Array; key: Float32Array; value: Float32Array }
+export interface DecoderStepOutput { hidden: Float32Array; key: Float32Array; value: Float32Array; similarity: Float32Array }
+/** A layer's output (B, T, D) and, per row, cos(output, input) over its real tokens (B). */
+export interface EncoderLayerOutput { output: Float32Array; similarity: Float32Array }
 
 const floatTensor = (data: Float32Array, dims: number[]): ort.Tensor => new ort.Tensor('float32', data, dims);
 const int64Tensor = (values: number[], dims: number[]): ort.Tensor => new ort.Tensor('int64', BigInt64Array.from(values, BigInt), dims);
 const floatData = (tensor: ort.Tensor | undefined): Float32Array => tensor!.data as Float32Array;
+
+/** Session options of every piece (exported so benchmarks open extra graphs the same way). */
+export function layerSessionOptions(threads = 2): ort.InferenceSession.SessionOptions {
+  return {
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: 'all',
+    executionMode: 'sequential',
+    // The runtime calls ~20 small sessions in turn; idle pools that spin after each run steal
+    // the cores from the next session (measured 2-14x slower end to end by bench:runtime).
+    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
+  };
+}
 
 export class LayerRunner {
   private constructor(
@@ -30,15 +45,7 @@ export class LayerRunner {
 
   /** Builds every piece's graph from the weights and opens a session on it (one piece at a time, to bound memory). */
   static async create(config: ModelConfig, weights: Map<string, NamedArray>, options: LayerRunnerOptions = {}): Promise<LayerRunner> {
-    const sessionOptions: ort.InferenceSession.SessionOptions = {
-      intraOpNumThreads: options.threads ?? 2,
-      interOpNumThreads: 1,
-      graphOptimizationLevel: 'all',
-      executionMode: 'sequential',
-      // The runtime calls ~20 small sessions in turn; idle pools that spin after each run steal
-      // the cores from the next session (measured 2-14x slower end to end by bench:runtime).
-      extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
-    };
+    const sessionOptions = layerSessionOptions(options.threads);
     const sessions = new Map<string, ort.InferenceSession>();
     const pieces = options.fullStack ? [layerPieces(config, weights), fullStackPieces(config, weights)] : [layerPieces(config, weights)];
     for (const generator of pieces) {
@@ -60,13 +67,13 @@ export class LayerRunner {
     return floatData(result.states);
   }
 
-  /** Encoder layer `index` on any stream: states (B, T, D), keyMask (B, T) 1/0 -> (B, T, D). */
-  async encoderLayer(index: number, states: Float32Array, keyMask: Float32Array, batch: number, length: number): Promise<Float32Array> {
+  /** Encoder layer `index` on any stream: states (B, T, D), keyMask (B, T) 1/0 -> output (B, T, D), similarity (B). */
+  async encoderLayer(index: number, states: Float32Array, keyMask: Float32Array, batch: number, length: number): Promise<EncoderLayerOutput> {
     const result = await this.run(`encoder_layer_${index}`, {
       states: floatTensor(states, [batch, length, this.config.dim]),
       key_mask: floatTensor(keyMask, [batch, length]),
     });
-    return floatData(result.output);
+    return { output: floatData(result.output), similarity: floatData(result.similarity) };
   }
 
   /** Every encoder layer in one graph (needs `fullStack`): states (B, T, D), keyMask (B, T) -> (B, T, D). */
@@ -117,7 +124,7 @@ export class LayerRunner {
       cross_value: floatTensor(crossValue, [batch, memoryLength, dim]),
       memory_mask: floatTensor(memoryMask, [batch, memoryLength]),
     });
-    return { hidden: floatData(result.output), key: floatData(result.key), value: floatData(result.value) };
+    return { hidden: floatData(result.output), key: floatData(result.key), value: floatData(result.value), similarity: floatData(result.similarity) };
   }
 
   /**
