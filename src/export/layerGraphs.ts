@@ -60,21 +60,6 @@ class ModelNodes {
     return this.linear(gelu, `${prefix}.fc2`);
   }
 
-  /**
-   * MuE's exit signal, computed in the graph so it costs a fraction of the layer:
-   * cos(a, b) per row = Σ m·a·b / sqrt(Σ m·a² · Σ m·b²) over tokens and channels, m the (B, T)
-   * 1/0 token mask (padding excluded) or all tokens when null. a, b (B, T, D) -> (B).
-   */
-  rowCosine(a: string, b: string, mask: string | null): string {
-    const weight = mask ? this.node('Unsqueeze', [mask, this.builder.int64Constant([2])]) : null; // (B, T, 1)
-    const axes = this.builder.int64Constant([1, 2]);
-    const masked = (x: string) => (weight ? this.node('Mul', [x, weight]) : x);
-    const sum = (x: string) => this.node('ReduceSum', [masked(x), axes], { keepdims: intAttribute(0) }); // (B)
-    const dot = sum(this.node('Mul', [a, b]));
-    const norms = this.node('Mul', [sum(this.node('Mul', [a, a])), sum(this.node('Mul', [b, b]))]);
-    return this.node('Div', [dot, this.node('Sqrt', [norms])]);
-  }
-
   /** (B, Tk) 1/0 mask -> additive (B, 1, 1, Tk): 0 where attended, −1e9 where masked. */
   additiveKeyMask(mask: string): string {
     const additive = this.node('Mul', [this.node('Sub', [this.builder.floatConstant([1], []), mask]), this.builder.floatConstant([MASKED], [])]);
@@ -185,19 +170,12 @@ export function textEmbedding(config: ModelConfig, weights: Weights): PieceGraph
   return nodes.finish('text_embedding', [[nodes.layerNorm(typed, 'text_embedding_norm'), float('states', ['batch', 'length', config.dim])]]);
 }
 
-/**
- * Encoder layer `index` for any stream (image, text or joint): x (B, T, D), keyMask (B, T) 1/0
- * -> output (B, T, D) and similarity (B) = cos(output, x) over each row's real tokens.
- * `withSimilarity: false` builds the bare layer (the benchmark measures what the exit signal costs).
- */
-export function encoderLayer(config: ModelConfig, weights: Weights, index: number, withSimilarity = true): PieceGraph {
+/** Encoder layer `index` for any stream (image, text or joint): x (B, T, D), keyMask (B, T) 1/0 -> (B, T, D). */
+export function encoderLayer(config: ModelConfig, weights: Weights, index: number): PieceGraph {
   const nodes = new ModelNodes(config, weights);
   const x = nodes.input(float('states', ['batch', 'length', config.dim]));
-  const mask = nodes.input(float('key_mask', ['batch', 'length']));
-  const output = nodes.encoderLayer(index, x, nodes.additiveKeyMask(mask));
-  const outputs: [string, TensorSignature][] = [[output, float('output', ['batch', 'length', config.dim])]];
-  if (withSimilarity) outputs.push([nodes.rowCosine(output, x, mask), float('similarity', ['batch'])]);
-  return nodes.finish(`encoder_layer_${index}`, outputs);
+  const keyMask = nodes.additiveKeyMask(nodes.input(float('key_mask', ['batch', 'length'])));
+  return nodes.finish(`encoder_layer_${index}`, [[nodes.encoderLayer(index, x, keyMask), float('output', ['batch', 'length', config.dim])]]);
 }
 
 /** Image stream through every encoder layer in one graph (benchmarks): x (B, T, D), keyMask (B, T) -> (B, T, D). */
@@ -242,10 +220,9 @@ export function decoderEmbedding(config: ModelConfig, weights: Weights): PieceGr
 /**
  * Decoder layer `index` for one position: x (B, 1, D), past self-attention key/value (B, t, D),
  * cross key/value (B, M, D), memoryMask (B, M) 1/0 -> hidden (B, 1, D) and this position's
- * self-attention key/value (B, 1, D), and similarity (B) = cos(hidden, x). The first step passes an
- * empty past (t = 0), which onnxruntime accepts.
+ * self-attention key/value (B, 1, D). The first step passes an empty past (t = 0), which onnxruntime accepts.
  */
-export function decoderStep(config: ModelConfig, weights: Weights, index: number, withSimilarity = true): PieceGraph {
+export function decoderStep(config: ModelConfig, weights: Weights, index: number): PieceGraph {
   const nodes = new ModelNodes(config, weights);
   const { dim } = config;
   const x = nodes.input(float('states', ['batch', 1, dim]));
@@ -253,13 +230,11 @@ export function decoderStep(config: ModelConfig, weights: Weights, index: number
   const cross = { key: nodes.input(float('cross_key', ['batch', 'memory', dim])), value: nodes.input(float('cross_value', ['batch', 'memory', dim])) };
   const memoryMask = nodes.additiveKeyMask(nodes.input(float('memory_mask', ['batch', 'memory'])));
   const step = nodes.decoderStep(index, x, past, cross, memoryMask);
-  const outputs: [string, TensorSignature][] = [
+  return nodes.finish(`decoder_step_${index}`, [
     [step.hidden, float('output', ['batch', 1, dim])],
     [step.key, float('key', ['batch', 1, dim])],
     [step.value, float('value', ['batch', 1, dim])],
-  ];
-  if (withSimilarity) outputs.push([nodes.rowCosine(step.hidden, x, null), float('similarity', ['batch'])]); // cos(h_i, h_{i−1}) per token
-  return nodes.finish(`decoder_step_${index}`, outputs);
+  ]);
 }
 
 /**

@@ -4,7 +4,7 @@
 //   copy       — they reuse the exit layer's own key/value (no compute);
 //   propagate  — CALM: their K/V projections run on the exited state;
 //   recompute  — they are computed for real when a later token first needs them.
-import type { ExitPolicy, PolicyMemory } from './exits.js';
+import { cosineSimilarity, type ExitPolicy, type PolicyMemory } from './exits.js';
 import { crossKeyValueFlops, decoderStepFlops, headFlops, selfKeyValueFlops, similarityFlops } from './flops.js';
 import type { KeyValue, LayerRunner } from './layerRunner.js';
 import { gatherRows } from './encoderExits.js';
@@ -30,7 +30,7 @@ export interface DecoderContext {
   crossCache: (KeyValue | undefined)[];
   /** FLOPs executed per sample (all its sequences, e.g. beams). */
   flops: number[];
-  /** Keep every layer's similarity in the telemetry. */
+  /** Compute and keep every layer's similarity even when the policy does not read it. */
   recordSimilarities: boolean;
 }
 
@@ -84,6 +84,7 @@ export async function decodeNextToken(context: DecoderContext, sequences: Sequen
   let states = await runner.embedDecoder(inputTokens, sequences.map(() => position)); // (A, 1, D)
   let active = sequences.map((_, row) => row);
   const memories: PolicyMemory[] = sequences.map(() => policy.start());
+  const computeSimilarity = policy.needsSimilarity || context.recordSimilarities;
   const exitStates = new Array<Float32Array>(sequences.length);
   const exitLogits = new Array<Float32Array | undefined>(sequences.length);
   for (const s of sequences) s.tokenSimilarities.push([]);
@@ -101,9 +102,9 @@ export async function decodeNextToken(context: DecoderContext, sequences: Sequen
     rows.forEach((s, i) => {
       s.keys[layer - 1]![position] = output.key.slice(i * dim, (i + 1) * dim);
       s.values[layer - 1]![position] = output.value.slice(i * dim, (i + 1) * dim);
-      const similarity = output.similarity[i]!; // cos(h_i, h_{i−1}), computed inside the step's graph
-      if (context.recordSimilarities) s.tokenSimilarities[position]!.push(similarity);
-      context.flops[s.sample]! += decoderStepFlops(config, position, context.memoryLength) + similarityFlops(dim) + (logits ? headFlops(config) : 0);
+      const similarity = computeSimilarity ? cosineSimilarity(output.hidden, states, i * dim, dim) : Number.NaN;
+      if (computeSimilarity) s.tokenSimilarities[position]!.push(similarity);
+      context.flops[s.sample]! += decoderStepFlops(config, position, context.memoryLength) + (policy.needsSimilarity ? similarityFlops(dim) : 0) + (logits ? headFlops(config) : 0);
       const rowLogits = logits?.subarray(i * config.vocabSize, (i + 1) * config.vocabSize);
       const probabilities = rowLogits ? softmaxOver(rowLogits, context.allowedTokens) : undefined;
       const exits = layer === decoderLayers || policy.shouldExit(

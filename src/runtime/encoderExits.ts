@@ -3,7 +3,7 @@
 // cos(h_i[s], h_{i−1}[s]) over its real tokens. Exited samples leave the batch (the
 // active rows are compacted), so they cost nothing more.
 import type { ModelConfig } from '../model/config.js';
-import type { ExitPolicy } from './exits.js';
+import { cosineSimilarity, type ExitPolicy } from './exits.js';
 import { encoderLayerFlops, similarityFlops } from './flops.js';
 import type { LayerRunner } from './layerRunner.js';
 
@@ -11,7 +11,7 @@ export interface StreamResult {
   /** Each sample's state at its exit layer: (B, T, D). */
   finalStates: Float32Array;
   layersUsed: number[];
-  /** similarities[s][i] = cos(h_{i+1}, h_i) for every layer sample s ran (kept only when recorded). */
+  /** similarities[s][i] = cos(h_{i+1}, h_i) for every layer sample s ran (empty when not computed). */
   similarities: number[][];
   flops: number[];
 }
@@ -22,6 +22,7 @@ export interface StreamResult {
 export async function runEncoderStream(
   runner: LayerRunner, embedded: Float32Array, keyMask: Float32Array, lengths: number[], policy: ExitPolicy, recordSimilarities = false,
 ): Promise<StreamResult> {
+  const computeSimilarity = policy.needsSimilarity || recordSimilarities;
   const config: ModelConfig = runner.config;
   const batch = lengths.length;
   const length = keyMask.length / batch;
@@ -35,12 +36,14 @@ export async function runEncoderStream(
   let states = embedded; // (A, T, D) for the active rows
   let mask = keyMask; // (A, T)
   for (let layer = 1; layer <= config.encoderLayers; layer++) {
-    const { output, similarity: rowSimilarity } = await runner.encoderLayer(layer - 1, states, mask, active.length, length);
+    const output = await runner.encoderLayer(layer - 1, states, mask, active.length, length);
     const stillActive: number[] = [];
     active.forEach((sample, row) => {
-      const similarity = rowSimilarity[row]!; // computed inside the layer's graph over the real tokens
-      if (recordSimilarities) similarities[sample]!.push(similarity);
-      flops[sample]! += encoderLayerFlops(config, length) + similarityFlops(length * config.dim);
+      const realValues = lengths[sample]! * config.dim;
+      const similarity = computeSimilarity ? cosineSimilarity(output, states, row * rowSize, realValues) : Number.NaN;
+      if (computeSimilarity) similarities[sample]!.push(similarity);
+      // Similarities computed only for the record are a diagnostic, not the method's cost.
+      flops[sample]! += encoderLayerFlops(config, length) + (policy.needsSimilarity ? similarityFlops(realValues) : 0);
       const exits = layer === config.encoderLayers || policy.shouldExit({ layer, totalLayers: config.encoderLayers, similarity }, memories[sample]!);
       if (exits) {
         finalStates.set(output.subarray(row * rowSize, (row + 1) * rowSize), sample * rowSize);

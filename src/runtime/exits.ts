@@ -8,7 +8,7 @@ export interface LayerSignal {
   /** The layer just computed, 1-based. */
   layer: number;
   totalLayers: number;
-  /** cos(h_i, h_{i−1}) of this stream or token (computed inside the layer's ONNX graph). */
+  /** cos(h_i, h_{i−1}) of this stream or token; NaN when no one needs it (it is then not computed). */
   similarity: number;
   /** softmax(W_out · LN(h_i)) over the allowed tokens; present only when the policy needsHead. */
   probabilities?: Float32Array;
@@ -21,11 +21,29 @@ export interface ExitPolicy {
   readonly name: string;
   /** Whether the policy reads the layer's output distribution (costs a head projection per layer). */
   readonly needsHead: boolean;
+  /** Whether the policy reads the similarity (a threshold of 1 never exits, so full depth skips computing it). */
+  readonly needsSimilarity: boolean;
   /** Per-stream or per-token memory, e.g. PABEE's patience counter; created fresh for each. */
   start(): PolicyMemory;
   shouldExit(signal: LayerSignal, memory: PolicyMemory): boolean;
 }
 export interface PolicyMemory { previousArgmax?: number; unchangedLayers?: number }
+
+/** cos(a, b) = a·b / (‖a‖‖b‖) over a[offset, offset+length) and b likewise; clamped to [−1, 1]. */
+export function cosineSimilarity(a: Float32Array, b: Float32Array, offset: number, length: number): number {
+  let dot = 0;
+  let normA = 0;
+  let normB = 0;
+  for (let i = offset, end = offset + length; i < end; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    dot += x * y;
+    normA += x * x;
+    normB += y * y;
+  }
+  if (normA === 0 || normB === 0) return 0;
+  return Math.max(-1, Math.min(1, dot / Math.sqrt(normA * normB)));
+}
 
 export function checkThreshold(name: string, value: number): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < -1 || value > 1) {
@@ -46,6 +64,7 @@ export function similarityExit(threshold: number, schedule: ThresholdSchedule = 
   return {
     name: schedule === 'constant' ? `similarity>${threshold}` : `similarity>${threshold}(decaying)`,
     needsHead: false,
+    needsSimilarity: threshold < 1,
     start: () => ({}),
     shouldExit: ({ similarity, position, maxLength }) => {
       if (threshold >= 1) return false;
@@ -63,6 +82,7 @@ export function entropyExit(maxEntropy: number): ExitPolicy {
   return {
     name: `entropy<${maxEntropy}`,
     needsHead: true,
+    needsSimilarity: false,
     start: () => ({}),
     shouldExit: ({ probabilities }) => {
       let entropy = 0;
@@ -77,6 +97,7 @@ export function marginExit(minMargin: number): ExitPolicy {
   return {
     name: `margin>${minMargin}`,
     needsHead: true,
+    needsSimilarity: false,
     start: () => ({}),
     shouldExit: ({ probabilities }) => {
       let first = 0;
@@ -96,6 +117,7 @@ export function patienceExit(patience: number): ExitPolicy {
   return {
     name: `patience=${patience}`,
     needsHead: true,
+    needsSimilarity: false,
     start: () => ({ unchangedLayers: 0 }),
     shouldExit: ({ probabilities }, memory) => {
       let argmax = 0;
@@ -110,7 +132,7 @@ export function patienceExit(patience: number): ExitPolicy {
 /** Static truncation: always stop after `depth` layers. */
 export function fixedDepthExit(depth: number): ExitPolicy {
   if (!Number.isInteger(depth) || depth < 1) throw new Error(`depth must be a positive integer (got ${depth})`);
-  return { name: `depth=${depth}`, needsHead: false, start: () => ({}), shouldExit: ({ layer }) => layer >= depth };
+  return { name: `depth=${depth}`, needsHead: false, needsSimilarity: false, start: () => ({}), shouldExit: ({ layer }) => layer >= depth };
 }
 
 export const fullDepth = (): ExitPolicy => similarityExit(1);

@@ -16,15 +16,13 @@ export interface LayerRunnerOptions {
 }
 
 export interface KeyValue { key: Float32Array; value: Float32Array }
-export interface DecoderStepOutput { hidden: Float32Array; key: Float32Array; value: Float32Array; similarity: Float32Array }
-/** A layer's output (B, T, D) and, per row, cos(output, input) over its real tokens (B). */
-export interface EncoderLayerOutput { output: Float32Array; similarity: Float32Array }
+export interface DecoderStepOutput { hidden: Float32Array; key: Float32Array; value: Float32Array }
 
 const floatTensor = (data: Float32Array, dims: number[]): ort.Tensor => new ort.Tensor('float32', data, dims);
 const int64Tensor = (values: number[], dims: number[]): ort.Tensor => new ort.Tensor('int64', BigInt64Array.from(values, BigInt), dims);
 const floatData = (tensor: ort.Tensor | undefined): Float32Array => tensor!.data as Float32Array;
 
-/** Session options of every piece (exported so benchmarks open extra graphs the same way). */
+/** Session options of every piece. */
 export function layerSessionOptions(threads = 2): ort.InferenceSession.SessionOptions {
   return {
     intraOpNumThreads: threads,
@@ -67,13 +65,13 @@ export class LayerRunner {
     return floatData(result.states);
   }
 
-  /** Encoder layer `index` on any stream: states (B, T, D), keyMask (B, T) 1/0 -> output (B, T, D), similarity (B). */
-  async encoderLayer(index: number, states: Float32Array, keyMask: Float32Array, batch: number, length: number): Promise<EncoderLayerOutput> {
+  /** Encoder layer `index` on any stream: states (B, T, D), keyMask (B, T) 1/0 -> (B, T, D). */
+  async encoderLayer(index: number, states: Float32Array, keyMask: Float32Array, batch: number, length: number): Promise<Float32Array> {
     const result = await this.run(`encoder_layer_${index}`, {
       states: floatTensor(states, [batch, length, this.config.dim]),
       key_mask: floatTensor(keyMask, [batch, length]),
     });
-    return { output: floatData(result.output), similarity: floatData(result.similarity) };
+    return floatData(result.output);
   }
 
   /** Every encoder layer in one graph (needs `fullStack`): states (B, T, D), keyMask (B, T) -> (B, T, D). */
@@ -124,7 +122,7 @@ export class LayerRunner {
       cross_value: floatTensor(crossValue, [batch, memoryLength, dim]),
       memory_mask: floatTensor(memoryMask, [batch, memoryLength]),
     });
-    return { hidden: floatData(result.output), key: floatData(result.key), value: floatData(result.value), similarity: floatData(result.similarity) };
+    return { hidden: floatData(result.output), key: floatData(result.key), value: floatData(result.value) };
   }
 
   /**
