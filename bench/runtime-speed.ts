@@ -7,7 +7,7 @@
 // Variants are run interleaved (A, B, A, B, …) in one process and compared by medians, so
 // machine noise (other processes on the 2 cores) hits both sides alike.
 // Writes the table, the command, the machine and every raw median to results/bench-runtime.json.
-// Usage: npm run bench:runtime [-- --quick] [--threads 2] [--rounds 7]
+// Usage: npm run bench:runtime [-- --quick] [--threads N (default: the runtime's per-model default)] [--rounds 7]
 import { mkdirSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
@@ -19,18 +19,18 @@ import { initTensorflow, tf } from '../src/model/backend.js';
 import { type ModelConfig, presetConfig } from '../src/model/config.js';
 import { TfModel } from '../src/model/tfModel.js';
 import { cosineSimilarity } from '../src/runtime/exits.js';
-import { type KeyValue, LayerRunner } from '../src/runtime/layerRunner.js';
+import { defaultThreads, type KeyValue, LayerRunner } from '../src/runtime/layerRunner.js';
 import { fromVariables } from '../src/train/trainer.js';
 
 const { values: flags } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
-    threads: { type: 'string', default: '2' },
+    threads: { type: 'string' },
     rounds: { type: 'string', default: '7' },
     out: { type: 'string' },
   },
 });
-const threads = Number(flags.threads);
+const threadsFlag = flags.threads === undefined ? undefined : Number(flags.threads);
 const roundsWanted = Number(flags.rounds);
 const presets = flags.quick ? ['small'] : ['small', 'ofa-base'];
 const batches = [1, 16];
@@ -130,6 +130,7 @@ interface Row {
   raw: Record<string, unknown>;
 }
 const rows: Row[] = [];
+const threadsUsed: Record<string, number> = {};
 const log = (message: string): void => { console.error(message); };
 
 // ---------- benchmark ----------
@@ -145,6 +146,8 @@ for (const preset of presets) {
   const memoryLength = patchCount + TEXT_LENGTH; // 72
   const model = TfModel.initialise(config, 1);
   const setupStarted = performance.now();
+  const threads = threadsFlag ?? defaultThreads(config);
+  threadsUsed[preset] = threads;
   const runner = await LayerRunner.create(config, fromVariables(model.weights), { threads, fullStack: true });
   log(`[${preset}] sessions ready in ${((performance.now() - setupStarted) / 1000).toFixed(1)} s (ort ${ort.env.versions?.common ?? ''}, threads ${threads})`);
 
@@ -310,7 +313,7 @@ const failures = rows.filter((r) => !r.pass).length;
 const cpus = os.cpus();
 const summary = [
   `bench:runtime — ${command}`,
-  `${startedAt.toISOString()}, ${cpus[0]?.model ?? 'unknown cpu'} x${cpus.length}, node ${process.version}, ORT ${ort.env.versions?.common ?? ''} intraOpNumThreads=${threads} (LayerRunner options as shipped), tfjs ${tf.version_core} (${tf.getBackend()})`,
+  `${startedAt.toISOString()}, ${cpus[0]?.model ?? 'unknown cpu'} x${cpus.length}, node ${process.version}, ORT ${ort.env.versions?.common ?? ''} intraOpNumThreads ${JSON.stringify(threadsUsed)} (LayerRunner options as shipped), tfjs ${tf.version_core} (${tf.getBackend()})`,
   `random weights, vocab ${VOCAB}, image 64 / patch 8 (64 tokens), text ${TEXT_LENGTH}, decoder t=${PAST_LENGTH}, memory 72; interleaved medians of ${roundsWanted} rounds (ofa-base batch 16: 5; tfjs ofa-base: fewer, see notes)`,
   `load average at end ${os.loadavg().map((x) => x.toFixed(2)).join(' ')} (other processes share the ${cpus.length} cores)`,
   `ratios "x" for per-layer rows = per-layer throughput / single-graph throughput; full-depth rows = tfjs time / ORT time`,
@@ -324,7 +327,7 @@ writeFileAtomic(outPath, `${JSON.stringify({
   date: startedAt.toISOString(),
   durationSeconds: (performance.now() - totalStarted) / 1000,
   machine: { platform: os.platform(), release: os.release(), arch: os.arch(), cpuModel: cpus[0]?.model, cpuCount: cpus.length, totalMemoryBytes: os.totalmem(), loadAverageAtEnd: os.loadavg(), node: process.version },
-  settings: { threads, rounds: roundsWanted, presets, batches, vocab: VOCAB, imageSize: 64, patchSize: 8, textLength: TEXT_LENGTH, decodeTokens: DECODE_TOKENS, pastLength: PAST_LENGTH, memoryLength: 72, minSampleMs: MIN_SAMPLE_MS, tfjsVersion: tf.version_core, tfjsBackend: tf.getBackend() },
+  settings: { threads: threadsUsed, rounds: roundsWanted, presets, batches, vocab: VOCAB, imageSize: 64, patchSize: 8, textLength: TEXT_LENGTH, decodeTokens: DECODE_TOKENS, pastLength: PAST_LENGTH, memoryLength: 72, minSampleMs: MIN_SAMPLE_MS, tfjsVersion: tf.version_core, tfjsBackend: tf.getBackend() },
   table,
   allTargetsMet: failures === 0,
   rows,
