@@ -1,9 +1,9 @@
 // `mue report`: renders the EvaluationReport JSON written by `mue eval` as an HTML page of SVG plots.
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 
 import { renderReport } from '../../eval/report.js';
 import type { EvaluationReport } from '../../eval/types.js';
+import { readJsonFile } from '../jsonFile.js';
 
 interface ReportOptions {
   input: string;
@@ -52,20 +52,7 @@ export function parseEvaluationReport(value: unknown, source: string): Evaluatio
 }
 
 async function readReport(path: string): Promise<EvaluationReport> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (error as Error).message;
-    throw new Error(`cannot read ${path}: ${reason}`);
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (error) {
-    throw new Error(`${path} is not valid JSON: ${(error as Error).message}`);
-  }
-  return parseEvaluationReport(parsed, path);
+  return parseEvaluationReport(await readJsonFile(path), path);
 }
 
 export function registerReportCommand(program: Command): void {

@@ -1,28 +1,13 @@
 // `mue score`: caption metrics (BLEU-1..4, ROUGE-L, CIDEr-D) of candidate captions against references.
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 
 import { scoreCaptions, type CaptionScores } from '../../eval/captionMetrics.js';
+import { readJsonFile } from '../jsonFile.js';
 
 interface ScoreOptions {
   references: string;
   candidates: string;
   json?: boolean;
-}
-
-async function readJsonFile(path: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (error as Error).message;
-    throw new Error(`cannot read ${path}: ${reason}`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (error) {
-    throw new Error(`${path} is not valid JSON: ${(error as Error).message}`);
-  }
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
