@@ -1,0 +1,75 @@
+// Photos in any common format -> RGB pixels at the model's input size, via sharp (libvips).
+// Training on real data sets, `mue predict`, the server and evaluation all call loadImage;
+// its output then goes through normaliseImage, so there is one resize policy and one
+// normalisation. Decoding works on in-memory buffers only: no temporary files are written.
+//
+// Resize policy: scale so the SHORTER side equals the input size (bicubic-family "lanczos3",
+// sharp's default), then centre-crop the longer side ("cover"). Aspect ratio is kept; the
+// margins of the longer side are lost. Images smaller than the input size are scaled up.
+import { readFile, stat } from 'node:fs/promises';
+import sharp from 'sharp';
+import type { RgbPixels } from './preprocess.js';
+
+export interface ImageLimits {
+  /** Largest encoded file accepted, in bytes. */
+  maxBytes: number;
+  /** Largest decoded image accepted (width × height), checked from the header before decoding (decompression bombs). */
+  maxPixels: number;
+}
+
+/** 32 MB and 50 megapixels: any camera photo passes, a 1-GB-when-decoded PNG does not. */
+export const DEFAULT_IMAGE_LIMITS: ImageLimits = { maxBytes: 32 * 1024 * 1024, maxPixels: 50_000_000 };
+
+const FORMATS = new Set(['jpeg', 'png', 'webp']);
+
+/**
+ * Decodes a JPEG, PNG or WebP image and returns `size`×`size` RGB bytes: alpha is dropped
+ * (composited over black is NOT done — the colour channels are kept as stored), grey is
+ * expanded to three equal channels, EXIF orientation is applied. `source` names the image in errors.
+ */
+export async function loadImage(bytes: Uint8Array, size: number, source: string, limits: ImageLimits = DEFAULT_IMAGE_LIMITS): Promise<RgbPixels> {
+  if (bytes.length > limits.maxBytes) throw new Error(`${source}: image file is ${bytes.length} bytes, more than the limit of ${limits.maxBytes}`);
+  if (bytes.length === 0) throw new Error(`${source}: image file is empty`);
+  let format: string | undefined;
+  let width = 0;
+  let height = 0;
+  try {
+    ({ format, width = 0, height = 0 } = await sharp(bytes).metadata());
+  } catch (error) {
+    throw new Error(`${source}: not a readable image (${decoderReason(error)})`);
+  }
+  if (!format || !FORMATS.has(format)) throw new Error(`${source}: ${format ?? 'unknown'} images are not supported (JPEG, PNG or WebP)`);
+  if (width * height > limits.maxPixels) {
+    throw new Error(`${source}: image is ${width}×${height} = ${width * height} pixels, more than the limit of ${limits.maxPixels}`);
+  }
+  try {
+    // failOn 'truncated': a cut-off file is an error, not a half-grey picture.
+    const { data, info } = await sharp(bytes, { failOn: 'truncated', limitInputPixels: limits.maxPixels })
+      .rotate()
+      .removeAlpha()
+      .toColourspace('srgb')
+      .resize(size, size, { fit: 'cover', position: 'centre' })
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3 || info.width !== size || info.height !== size) throw new Error(`decoder returned ${info.width}×${info.height}×${info.channels}`);
+    return { width: size, height: size, pixels: new Uint8Array(data.buffer, data.byteOffset, data.length) };
+  } catch (error) {
+    throw new Error(`${source}: cannot decode ${format} image (${decoderReason(error)})`);
+  }
+}
+
+/** libvips reports one line per warning, often repeated; keep each distinct line once, on one line. */
+const decoderReason = (error: unknown): string => [...new Set((error as Error).message.split('\n').map((line) => line.trim()).filter(Boolean))].join('; ');
+
+/** loadImage on a file; its size is checked before it is read. */
+export async function loadImageFile(path: string, size: number, limits: ImageLimits = DEFAULT_IMAGE_LIMITS): Promise<RgbPixels> {
+  let bytes: Buffer;
+  try {
+    const { size: fileBytes } = await stat(path);
+    if (fileBytes > limits.maxBytes) throw new Error(`image file is ${fileBytes} bytes, more than the limit of ${limits.maxBytes}`);
+    bytes = await readFile(path);
+  } catch (error) {
+    throw new Error(`cannot read image ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  return loadImage(bytes, size, path, limits);
+}
