@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { HuggingFaceTokenizer, tokenizerFromJSON } from '../src/data/hfTokenizer.js';
 import { WordTokenizer } from '../src/data/tokenizer.js';
 
 describe('WordTokenizer', () => {
@@ -70,5 +74,51 @@ describe('WordTokenizer', () => {
     assert.throws(() => WordTokenizer.fromWords(['red circle']), /without spaces/);
     assert.throws(() => WordTokenizer.fromWords(['circle.']), /without spaces or/);
     assert.throws(() => WordTokenizer.fromWords(['']), /non-empty/);
+  });
+});
+
+describe('Hugging Face tokenizer.json (BPE, WordPiece) for real text', () => {
+  const fixture = (name: string) => JSON.parse(readFileSync(join(import.meta.dirname, 'fixtures', 'tokenizers', name), 'utf8')) as object;
+
+  it('WordPiece: BERT normalisation and ## continuation pieces give the fixture vocabulary\'s ids', () => {
+    const tokenizer = tokenizerFromJSON(fixture('wordpiece.json'));
+    assert.ok(tokenizer instanceof HuggingFaceTokenizer);
+    // a=4 dog=5 runs=6 on=7 the=8 grass=9 ##es=10 .=15
+    assert.deepEqual(tokenizer.encode('A dog RUNS on the grasses.'), [4, 5, 6, 7, 8, 9, 10, 15]);
+    assert.deepEqual(tokenizer.encode('a cat'), [4, 1]);
+    assert.deepEqual([tokenizer.padId, tokenizer.bosId, tokenizer.eosId, tokenizer.unkId, tokenizer.vocabSize], [0, 2, 3, 1, 21]);
+    assert.equal(tokenizer.decode([2, 5, 9, 10, 3, 5]), 'dog grasses');
+    assert.equal(tokenizer.idOf('maybe'), 13);
+    assert.throws(() => tokenizer.decode([5, 99]), /outside the vocabulary/);
+  });
+
+  it('byte-level BPE: merges applied in rank order, Ġ marks a leading space', () => {
+    const tokenizer = tokenizerFromJSON(fixture('bpe.json'));
+    // a=4 Ġdog=11 Ġruns=27 Ġyes=17 Ġno=20
+    assert.deepEqual(tokenizer.encode('a dog runs yes no'), [4, 11, 27, 17, 20]);
+    assert.deepEqual([tokenizer.padId, tokenizer.bosId, tokenizer.eosId, tokenizer.unkId, tokenizer.vocabSize], [1, 0, 2, 3, 28]);
+    assert.equal(tokenizer.decode([0, 4, 11, 26, 2, 4]), 'a dog run');
+  });
+
+  it('a checkpoint keeps whichever tokenizer.json it was saved with; bad tokenizer.json files are refused', async () => {
+    const { saveCheckpoint, loadCheckpoint } = await import('../src/model/checkpoint.js');
+    const { presetConfig } = await import('../src/model/config.js');
+    const { initTensorflow } = await import('../src/model/backend.js');
+    const { TfModel } = await import('../src/model/tfModel.js');
+    const { fromVariables } = await import('../src/train/trainer.js');
+    await initTensorflow();
+    const tokenizer = tokenizerFromJSON(fixture('wordpiece.json'));
+    const config = presetConfig('tiny', tokenizer.vocabSize, { imageSize: 16, patchSize: 8 });
+    const model = TfModel.initialise(config, 1);
+    const directory = join(mkdtempSync(join(tmpdir(), 'mue-hf-')), 'model');
+    saveCheckpoint(directory, { task: 've', config, tokenizer, weights: fromVariables(model.weights) });
+    model.dispose();
+    const loaded = loadCheckpoint(directory).tokenizer;
+    assert.ok(loaded instanceof HuggingFaceTokenizer);
+    assert.deepEqual(loaded.encode('A dog RUNS on the grasses.'), [4, 5, 6, 7, 8, 9, 10, 15]);
+    assert.throws(() => tokenizerFromJSON([]), /must hold a JSON object/);
+    const noSpecials = { ...fixture('wordpiece.json'), added_tokens: [], model: { type: 'WordPiece', unk_token: '[UNK]', vocab: { '[UNK]': 0, a: 1 } } };
+    assert.throws(() => tokenizerFromJSON(noSpecials), /has no pad token \(looked for <pad>, \[PAD\]\)/);
+    rmSync(dirname(directory), { recursive: true, force: true });
   });
 });

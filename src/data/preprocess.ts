@@ -1,6 +1,6 @@
 // Input preprocessing shared by training, evaluation, the runtime and the server:
 // one place decides how pixels are normalised and how text becomes ids.
-import type { WordTokenizer } from './tokenizer.js';
+import type { TextTokenizer } from './tokenizer.js';
 
 export interface RgbPixels { width: number; height: number; pixels: Uint8Array }
 
@@ -18,9 +18,9 @@ export function normaliseImage(image: RgbPixels, imageSize: number): Float32Arra
 }
 
 /** Text -> ids for the encoder's text stream (unknown words map to <unk>); refuses empty or too-long text. */
-export function encodeText(tokenizer: WordTokenizer, text: string, maxLength: number): number[] {
+export function encodeText(tokenizer: TextTokenizer, text: string, maxLength: number): number[] {
   const ids = tokenizer.encode(text);
   if (ids.length === 0) throw new Error('text is empty');
-  if (ids.length > maxLength) throw new Error(`text has ${ids.length} words but the model takes at most ${maxLength}`);
+  if (ids.length > maxLength) throw new Error(`text has ${ids.length} tokens but the model takes at most ${maxLength}`);
   return ids;
 }

@@ -1,10 +1,29 @@
 // A word-level tokenizer that reads and writes the Hugging Face `tokenizer.json` format
 // (WordLevel model), so exported models can be served with the `tokenizers` library.
+// TextTokenizer is what training, the runtime and evaluation need from any tokenizer; the
+// BPE / WordPiece implementation for real text is in hfTokenizer.ts.
+
+/** Text <-> ids, the four special ids and the Hugging Face tokenizer.json it is saved as. */
+export interface TextTokenizer {
+  readonly padId: number;
+  readonly bosId: number;
+  readonly eosId: number;
+  readonly unkId: number;
+  readonly vocabSize: number;
+  /** Ids of the text, without <bos>/<eos>. */
+  encode(text: string): number[];
+  /** Text of the ids up to the first <eos>, special tokens left out. */
+  decode(ids: number[]): string;
+  /** Id of one vocabulary token; <unk> when it is not in the vocabulary. */
+  idOf(token: string): number;
+  /** The tokenizer.json object a checkpoint stores. */
+  toJSON(): object;
+}
 
 /** Punctuation that carries no meaning for SceneWorld and is dropped before splitting. */
 const PUNCTUATION = '[.,?!]';
 
-export class WordTokenizer {
+export class WordTokenizer implements TextTokenizer {
   static readonly PAD = '<pad>';
   static readonly BOS = '<bos>';
   static readonly EOS = '<eos>';

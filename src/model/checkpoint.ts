@@ -3,7 +3,8 @@
 // and training_state.json. Loading validates everything and names the first problem.
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
-import { WordTokenizer } from '../data/tokenizer.js';
+import { tokenizerFromJSON } from '../data/hfTokenizer.js';
+import type { TextTokenizer } from '../data/tokenizer.js';
 import { replaceDirectory, writeFileAtomic } from './atomicWrite.js';
 import { type ModelConfig, validateConfig } from './config.js';
 import { parameterSpecs } from './parameters.js';
@@ -16,7 +17,7 @@ export const CHECKPOINT_FORMAT_VERSION = 1;
 export interface Checkpoint {
   task: Task;
   config: ModelConfig;
-  tokenizer: WordTokenizer;
+  tokenizer: TextTokenizer;
   weights: Map<string, NamedArray>;
   /** Present in training checkpoints only. */
   optimizerState?: Map<string, NamedArray>;
@@ -65,7 +66,7 @@ export function loadCheckpoint(directory: string): Checkpoint {
     throw new Error(`${FILES.config}: unsupported mue_format_version ${JSON.stringify(rawConfig.mue_format_version)} (expected ${CHECKPOINT_FORMAT_VERSION})`);
   }
   const config = validateConfig(rawConfig);
-  const tokenizer = WordTokenizer.fromJSON(readJson(join(directory, FILES.tokenizer)));
+  const tokenizer = tokenizerFromJSON(readJson(join(directory, FILES.tokenizer)));
   if (tokenizer.vocabSize !== config.vocabSize) {
     throw new Error(`config/tokenizer disagree: config.json says vocabSize ${config.vocabSize}, tokenizer.json has ${tokenizer.vocabSize} tokens`);
   }

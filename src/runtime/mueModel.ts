@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeText, normaliseImage, type RgbPixels } from '../data/preprocess.js';
 import { CAPTION_PROMPT } from '../data/sceneworld.js';
-import type { WordTokenizer } from '../data/tokenizer.js';
+import type { TextTokenizer } from '../data/tokenizer.js';
 import { loadCheckpoint, type Task } from '../model/checkpoint.js';
 import { imagePatchCount, type ModelConfig } from '../model/config.js';
 import type { Sequence } from './decoderExits.js';
@@ -70,7 +70,7 @@ export class MuEModel {
   private constructor(
     readonly task: Task,
     readonly config: ModelConfig,
-    readonly tokenizer: WordTokenizer,
+    readonly tokenizer: TextTokenizer,
     /** Thresholds used when a call gives none: exits.json if present, else 1 (full depth). */
     readonly defaultThresholds: ExitThresholds,
     private readonly runner: LayerRunner,

@@ -1,7 +1,7 @@
 // Turning task examples into padded model inputs and targets (teacher forcing).
 import { CAPTION_PROMPT, type CaptionExample, type VeExample } from '../data/sceneworld.js';
 import { encodeText, normaliseImage, type RgbPixels } from '../data/preprocess.js';
-import type { WordTokenizer } from '../data/tokenizer.js';
+import type { TextTokenizer } from '../data/tokenizer.js';
 import { tf } from '../model/backend.js';
 import type { ModelConfig } from '../model/config.js';
 import type { ModelInputs } from '../model/tfModel.js';
@@ -25,7 +25,7 @@ export interface TrainingBatch {
 }
 
 /** Pads text to the batch's longest, and decoder sequences ([bos] + target | target + [eos]) likewise. */
-export function makeBatch(examples: Seq2SeqExample[], tokenizer: WordTokenizer, config: ModelConfig): TrainingBatch {
+export function makeBatch(examples: Seq2SeqExample[], tokenizer: TextTokenizer, config: ModelConfig): TrainingBatch {
   const batch = examples.length;
   const pixelsPerImage = config.imageSize * config.imageSize * 3;
   const images = new Float32Array(batch * pixelsPerImage);

@@ -3,7 +3,7 @@
 import { appendFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { captionExample, sceneWorldTokenizer, veExample, type Split } from '../data/sceneworld.js';
-import type { WordTokenizer } from '../data/tokenizer.js';
+import type { TextTokenizer } from '../data/tokenizer.js';
 import { initTensorflow, tf } from '../model/backend.js';
 import { FILES, loadCheckpoint, saveCheckpoint, type Task } from '../model/checkpoint.js';
 import { type EncoderMode, type ModelConfig, presetConfig } from '../model/config.js';
@@ -85,7 +85,7 @@ export interface TrainCallbacks {
   onStart?: (info: { startStep: number; totalSteps: number; parameters: number }) => void;
 }
 
-export interface TrainResult { finalStep: number; lastValidation?: ValidationRecord; model: TfModel; tokenizer: WordTokenizer; config: ModelConfig }
+export interface TrainResult { finalStep: number; lastValidation?: ValidationRecord; model: TfModel; tokenizer: TextTokenizer; config: ModelConfig }
 
 /** The example at a global stream position; deterministic in (seed, split, index). */
 export function taskExample(task: Task, split: Split, index: number, seed: number, imageSize: number): Seq2SeqExample {
@@ -175,7 +175,7 @@ export async function train(options: TrainOptions, callbacks: TrainCallbacks = {
 }
 
 /** Teacher-forced validation of every decoder layer through the shared head. */
-export function validate(model: TfModel, examples: Seq2SeqExample[], tokenizer: WordTokenizer, options: Pick<TrainOptions, 'labelSmoothing' | 'lossMode' | 'task'>, answerIds: number[], step: number): ValidationRecord {
+export function validate(model: TfModel, examples: Seq2SeqExample[], tokenizer: TextTokenizer, options: Pick<TrainOptions, 'labelSmoothing' | 'lossMode' | 'task'>, answerIds: number[], step: number): ValidationRecord {
   const layers = model.config.decoderLayers;
   const lossSums = new Array<number>(layers).fill(0);
   const correct = new Array<number>(layers).fill(0);
