@@ -4,34 +4,19 @@
 //     (encoder layers weighted by the stream's real tokens, decoder layers counted per generated token);
 //   flopRatio      = FLOPs executed / FLOPs of the same requests at full depth;
 //   timeRatio      = wall-clock time / full-depth wall-clock time, same inputs, same process.
-import { captionExample, CAPTION_PROMPT, veExample, type Split } from '../data/sceneworld.js';
-import { encodeText, type RgbPixels } from '../data/preprocess.js';
+import { sceneWorldRecord, type TaskRecord } from '../data/dataSource.js';
+import { CAPTION_PROMPT, type Split } from '../data/sceneworld.js';
+import { encodeText } from '../data/preprocess.js';
 import type { Task } from '../model/checkpoint.js';
 import type { InferenceOptions, MuEModel, Telemetry } from '../runtime/mueModel.js';
 import { scoreCaptions } from './captionMetrics.js';
 import type { MethodResult } from './types.js';
 
 /** One evaluation input with its ground truth and difficulty group. */
-export interface EvalExample {
-  id: string;
-  image: RgbPixels;
-  /** Hypothesis (VE); unused for captioning. */
-  hypothesis: string;
-  label?: string;
-  references?: string[];
-  /** VE: hypothesis family; captioning: "N objects". */
-  group: string;
-}
+export type EvalExample = TaskRecord;
 
 export function sceneWorldEvalSet(task: Task, split: Split, count: number, seed: number, imageSize: number): EvalExample[] {
-  return Array.from({ length: count }, (_, index) => {
-    if (task === 've') {
-      const e = veExample(index, { split, seed, imageSize });
-      return { id: e.id, image: e.image, hypothesis: e.hypothesis, label: e.label, group: e.family };
-    }
-    const e = captionExample(index, { split, seed, imageSize });
-    return { id: e.id, image: e.image, hypothesis: '', references: e.captions, group: `${e.objectCount} objects` };
-  });
+  return Array.from({ length: count }, (_, index) => sceneWorldRecord(task, split, index, seed, imageSize));
 }
 
 /** The outputs of one pass over the set. */

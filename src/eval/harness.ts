@@ -2,10 +2,11 @@
 // inputs, in one process, into one EvaluationReport.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { openDataSource, takeRecords } from '../data/dataSource.js';
 import type { Split } from '../data/sceneworld.js';
 import { describe } from './calibrate.js';
 import { EXITS_FILE, MuEModel, readExitThresholds, type InferenceOptions, type Telemetry } from '../runtime/mueModel.js';
-import { mean, runMethod, runPaired, sceneWorldEvalSet, summariseRun, type MethodRun } from './evaluate.js';
+import { mean, runMethod, runPaired, summariseRun, type MethodRun } from './evaluate.js';
 import { methodSweeps, type ModelRole } from './methods.js';
 import type { EvaluationReport, MethodResult } from './types.js';
 
@@ -14,6 +15,8 @@ export interface HarnessOptions {
   /** Ablation models (optional): joint-encoder and last-layer-loss models of the same task. */
   jointModelDir?: string;
   lastLayerModelDir?: string;
+  /** `sceneworld` (default), `snli-ve:DIR` or `coco:DIR`. */
+  data?: string;
   split: Split;
   count: number;
   seed: number;
@@ -38,7 +41,7 @@ export async function evaluateModels(options: HarnessOptions): Promise<Evaluatio
       if (model.task !== main.task) throw new Error(`the ${role} model is a ${model.task} model but the main model is ${main.task}`);
       if (role === 'joint' && model.config.encoderMode !== 'joint') throw new Error(`--joint-model ${options.jointModelDir} was not trained with --encoder-mode joint`);
     }
-    const examples = sceneWorldEvalSet(main.task, options.split, options.count, options.seed, main.config.imageSize);
+    const examples = await takeRecords(openDataSource(options.data ?? 'sceneworld', main.task, options.seed), options.split, options.count, main.config.imageSize);
     const sweeps = methodSweeps(main.task, main.config).filter((s) => models.has(s.role) && (!options.methods || options.methods.includes(s.method)));
     const total = (models.size + sweeps.length) * examples.length;
     let done = 0;
@@ -75,7 +78,7 @@ export async function evaluateModels(options: HarnessOptions): Promise<Evaluatio
     }
     const fullDepth = baselines.get('main')!.result;
     return {
-      model: options.modelDir, task: main.task, split: options.split, count: examples.length, seed: options.seed,
+      model: options.modelDir, task: main.task, data: options.data ?? 'sceneworld', split: options.split, count: examples.length, seed: options.seed,
       command: options.command, createdAt: new Date().toISOString(),
       encoderLayers: main.config.encoderLayers, decoderLayers: main.config.decoderLayers,
       qualityName: main.task === 've' ? 'accuracy' : 'CIDEr-D',

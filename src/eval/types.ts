@@ -33,6 +33,8 @@ export interface MethodResult {
 export interface EvaluationReport {
   model: string;
   task: 've' | 'caption';
+  /** Data set spec (`sceneworld`, `snli-ve:DIR`, `coco:DIR`); absent in reports written before real data sets. */
+  data?: string;
   split: string;
   count: number;
   seed: number;

@@ -1,5 +1,6 @@
 // Turning task examples into padded model inputs and targets (teacher forcing).
-import { CAPTION_PROMPT, type CaptionExample, type VeExample } from '../data/sceneworld.js';
+import type { TaskRecord } from '../data/dataSource.js';
+import { CAPTION_PROMPT } from '../data/sceneworld.js';
 import { encodeText, normaliseImage, type RgbPixels } from '../data/preprocess.js';
 import type { TextTokenizer } from '../data/tokenizer.js';
 import { tf } from '../model/backend.js';
@@ -9,14 +10,13 @@ import type { ModelInputs } from '../model/tfModel.js';
 /** One supervised pair: image + text-stream input -> target text. */
 export interface Seq2SeqExample { image: RgbPixels; text: string; target: string }
 
-export const fromVeExample = (example: VeExample): Seq2SeqExample => ({ image: example.image, text: example.hypothesis, target: example.label });
-
-/** Captioning trains on one reference per visit; which one rotates with `visit` so all are seen. */
-export const fromCaptionExample = (example: CaptionExample, visit: number): Seq2SeqExample => ({
-  image: example.image,
-  text: CAPTION_PROMPT,
-  target: example.captions[visit % example.captions.length]!,
-});
+/** VE: hypothesis -> label. Captioning trains on one reference per visit; which one rotates with `visit` so all are seen. */
+export function fromTaskRecord(record: TaskRecord, visit: number): Seq2SeqExample {
+  if (record.label !== undefined) return { image: record.image, text: record.hypothesis, target: record.label };
+  const references = record.references ?? [];
+  if (references.length === 0) throw new Error(`example ${record.id} has neither a label nor reference captions`);
+  return { image: record.image, text: CAPTION_PROMPT, target: references[visit % references.length]! };
+}
 
 export interface TrainingBatch {
   inputs: ModelInputs;

@@ -1,8 +1,10 @@
 // The training loop (nanoGPT-style, top to bottom): data stream -> forward -> layer-wise
 // loss -> AdamW, with periodic validation, atomic checkpoints, resume and a JSONL log.
-import { appendFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { captionExample, sceneWorldTokenizer, veExample, type Split } from '../data/sceneworld.js';
+import { endlessRecords, openDataSource, takeRecords } from '../data/dataSource.js';
+import { tokenizerFromJSON } from '../data/hfTokenizer.js';
+import { sceneWorldTokenizer } from '../data/sceneworld.js';
 import type { TextTokenizer } from '../data/tokenizer.js';
 import { initTensorflow, tf } from '../model/backend.js';
 import { FILES, loadCheckpoint, saveCheckpoint, type Task } from '../model/checkpoint.js';
@@ -10,7 +12,7 @@ import { type EncoderMode, type ModelConfig, presetConfig } from '../model/confi
 import type { NamedArray } from '../model/safetensors.js';
 import { TfModel } from '../model/tfModel.js';
 import { AdamW } from './adamw.js';
-import { disposeBatch, fromCaptionExample, fromVeExample, makeBatch, type Seq2SeqExample } from './batch.js';
+import { disposeBatch, fromTaskRecord, makeBatch, type Seq2SeqExample } from './batch.js';
 import { layerwiseTaskLoss, type LossMode } from './loss.js';
 
 export interface TrainOptions {
@@ -32,6 +34,12 @@ export interface TrainOptions {
   checkpointEvery: number;
   /** Checkpoint directory; the JSONL log is written beside the weights as train-log.jsonl. */
   outDir: string;
+  /** `sceneworld`, `snli-ve:DIR` or `coco:DIR` (see openDataSource). */
+  data: string;
+  /** Fine-tune: start from this checkpoint's weights, config and tokenizer instead of a fresh model. */
+  initFrom?: string;
+  /** Fresh model on real text: the Hugging Face tokenizer.json to use instead of SceneWorld's word list. */
+  tokenizerFile?: string;
   /** Pause after this step (a checkpoint is saved); continue later with resume. Not part of the run's definition. */
   stopAtStep?: number;
 }
@@ -52,13 +60,16 @@ export const DEFAULT_TRAIN_OPTIONS: Omit<TrainOptions, 'task' | 'outDir'> = {
   validationEvery: 200,
   validationSize: 256,
   checkpointEvery: 200,
+  data: 'sceneworld',
 };
 
 /** Options that must not change across a resume (they define the run). */
 const RUN_DEFINING: readonly (keyof TrainOptions)[] = [
   'task', 'preset', 'encoderMode', 'lossMode', 'steps', 'batchSize', 'learningRate', 'warmupSteps',
-  'weightDecay', 'clipNorm', 'labelSmoothing', 'seed', 'imageSize',
+  'weightDecay', 'clipNorm', 'labelSmoothing', 'seed', 'imageSize', 'data', 'initFrom', 'tokenizerFile',
 ];
+/** What runs saved before an option existed used, so they still resume. */
+const BEFORE_OPTION_EXISTED: Partial<TrainOptions> = { data: 'sceneworld' };
 
 export interface StepRecord {
   type: 'train';
@@ -82,16 +93,10 @@ export interface ValidationRecord {
 export interface TrainCallbacks {
   onStep?: (record: StepRecord) => void;
   onValidation?: (record: ValidationRecord) => void;
-  onStart?: (info: { startStep: number; totalSteps: number; parameters: number }) => void;
+  onStart?: (info: { startStep: number; totalSteps: number; parameters: number; data: string }) => void;
 }
 
 export interface TrainResult { finalStep: number; lastValidation?: ValidationRecord; model: TfModel; tokenizer: TextTokenizer; config: ModelConfig }
-
-/** The example at a global stream position; deterministic in (seed, split, index). */
-export function taskExample(task: Task, split: Split, index: number, seed: number, imageSize: number): Seq2SeqExample {
-  const options = { split, seed, imageSize };
-  return task === 've' ? fromVeExample(veExample(index, options)) : fromCaptionExample(captionExample(index, options), index);
-}
 
 /** fresh: refuse to touch an existing checkpoint; resume: continue it; overwrite: start again over it. */
 export type TrainStart = 'fresh' | 'resume' | 'overwrite';
@@ -102,8 +107,9 @@ export async function train(options: TrainOptions, callbacks: TrainCallbacks = {
     throw new Error(`${options.outDir} already holds a checkpoint: pass --resume to continue it or --overwrite to start again`);
   }
   await initTensorflow();
-  const tokenizer = sceneWorldTokenizer();
-  const config = presetConfig(options.preset, tokenizer.vocabSize, { encoderMode: options.encoderMode, imageSize: options.imageSize });
+  const source = openDataSource(options.data, options.task, options.seed);
+  const initial = startingPoint(options);
+  const { tokenizer, config } = initial;
   let model: TfModel;
   const optimizer = new AdamW({
     learningRate: options.learningRate, warmupSteps: options.warmupSteps, totalSteps: options.steps,
@@ -117,21 +123,21 @@ export async function train(options: TrainOptions, callbacks: TrainCallbacks = {
     if (!state || !checkpoint.optimizerState) throw new Error(`${options.outDir} holds no training state to resume from (was it saved by mue train?)`);
     const saved = state.options as Partial<TrainOptions>;
     for (const key of RUN_DEFINING) {
-      if (saved[key] !== options[key]) throw new Error(`cannot resume: option ${key} was ${JSON.stringify(saved[key])}, now ${JSON.stringify(options[key])}`);
+      if ((key in saved ? saved[key] : BEFORE_OPTION_EXISTED[key]) !== options[key]) throw new Error(`cannot resume: option ${key} was ${JSON.stringify(saved[key])}, now ${JSON.stringify(options[key])}`);
     }
     model = TfModel.fromTensors(config, toTensors(checkpoint.weights));
     startStep = state.step as number;
     optimizer.restore(checkpoint.optimizerState, startStep);
   } else {
-    model = TfModel.initialise(config, options.seed);
+    model = initial.weights ? TfModel.fromTensors(config, toTensors(initial.weights)) : TfModel.initialise(config, options.seed);
   }
   mkdirSync(options.outDir, { recursive: true });
   const logPath = join(options.outDir, 'train-log.jsonl');
   const log = (record: object) => appendFileSync(logPath, `${JSON.stringify(record)}\n`);
   if (start === 'overwrite') rmSync(logPath, { force: true });
-  callbacks.onStart?.({ startStep, totalSteps: options.steps, parameters: [...model.weights.values()].reduce((n, v) => n + v.size, 0) });
+  callbacks.onStart?.({ startStep, totalSteps: options.steps, data: source.name, parameters: [...model.weights.values()].reduce((n, v) => n + v.size, 0) });
 
-  const validationExamples = Array.from({ length: options.validationSize }, (_, i) => taskExample(options.task, 'validation', i, options.seed, options.imageSize));
+  const validationExamples = (await takeRecords(source, 'validation', options.validationSize, options.imageSize)).map(fromTaskRecord);
   const answerIds = options.task === 've' ? ['yes', 'no', 'maybe'].map((word) => tokenizer.idOf(word)) : [];
   let lastValidation: ValidationRecord | undefined;
   const save = (step: number) =>
@@ -141,9 +147,13 @@ export async function train(options: TrainOptions, callbacks: TrainCallbacks = {
     });
 
   const lastStep = Math.min(options.steps, options.stopAtStep ?? options.steps);
+  // Stream position = step × batch size, so a resumed run sees the examples an unbroken run would.
+  let position = startStep * options.batchSize;
+  const stream = endlessRecords(source, 'train', options.imageSize, position);
   for (let step = startStep; step < lastStep; step++) {
     const started = performance.now();
-    const examples = Array.from({ length: options.batchSize }, (_, j) => taskExample(options.task, 'train', step * options.batchSize + j, options.seed, options.imageSize));
+    const examples: Seq2SeqExample[] = [];
+    while (examples.length < options.batchSize) examples.push(fromTaskRecord((await stream.next()).value!, position++));
     const batch = makeBatch(examples, tokenizer, config);
     let layerLosses: tf.Scalar[] = [];
     const { value, grads } = tf.variableGrads(() => {
@@ -171,6 +181,7 @@ export async function train(options: TrainOptions, callbacks: TrainCallbacks = {
     if ((step + 1) % options.checkpointEvery === 0 || isLast) save(step + 1);
   }
   optimizer.dispose();
+  await stream.return(undefined);
   return { finalStep: Math.max(startStep, lastStep), lastValidation, model, tokenizer, config };
 }
 
@@ -210,6 +221,29 @@ export function validate(model: TfModel, examples: Seq2SeqExample[], tokenizer: 
   return { type: 'validation', step, loss, layerLosses, layerAccuracy, accuracy: layerAccuracy.at(-1)! };
 }
 
+/** Config, tokenizer and (fine-tuning) weights the run starts from. */
+function startingPoint(options: TrainOptions): { config: ModelConfig; tokenizer: TextTokenizer; weights?: Map<string, NamedArray> } {
+  if (options.initFrom) {
+    const checkpoint = loadCheckpoint(options.initFrom);
+    const { config } = checkpoint;
+    if (config.imageSize !== options.imageSize) throw new Error(`--init-from ${options.initFrom} takes ${config.imageSize}-pixel images; pass --image-size ${config.imageSize}`);
+    if (config.encoderMode !== options.encoderMode) throw new Error(`--init-from ${options.initFrom} has a ${config.encoderMode} encoder; pass --encoder-mode ${config.encoderMode}`);
+    return { config, tokenizer: checkpoint.tokenizer, weights: checkpoint.weights };
+  }
+  const tokenizer = options.tokenizerFile ? readTokenizerFile(options.tokenizerFile) : sceneWorldTokenizer();
+  return { tokenizer, config: presetConfig(options.preset, tokenizer.vocabSize, { encoderMode: options.encoderMode, imageSize: options.imageSize }) };
+}
+
+function readTokenizerFile(path: string): TextTokenizer {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    throw new Error(`--tokenizer ${path}: cannot read it as JSON (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
+  return tokenizerFromJSON(json);
+}
+
 export function validateTrainOptions(options: TrainOptions): void {
   const positiveIntegers = ['steps', 'batchSize', 'validationEvery', 'validationSize', 'checkpointEvery', 'imageSize'] as const;
   for (const key of positiveIntegers) {
@@ -221,6 +255,7 @@ export function validateTrainOptions(options: TrainOptions): void {
   if (!(options.learningRate > 0)) throw new Error(`--learning-rate must be positive (got ${options.learningRate})`);
   if (!(options.weightDecay >= 0)) throw new Error(`--weight-decay must be ≥ 0 (got ${options.weightDecay})`);
   if (!(options.clipNorm > 0)) throw new Error(`--clip-norm must be positive (got ${options.clipNorm})`);
+  if (options.initFrom && options.tokenizerFile) throw new Error('--init-from brings its own tokenizer; drop --tokenizer');
   if (!(options.labelSmoothing >= 0 && options.labelSmoothing < 1)) throw new Error(`--label-smoothing must be in [0, 1) (got ${options.labelSmoothing})`);
 }
 

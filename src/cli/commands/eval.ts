@@ -1,7 +1,8 @@
-// `mue eval`: every method's quality-vs-cost sweep on SceneWorld, as a table and JSON.
+// `mue eval`: every method's quality-vs-cost sweep on SceneWorld or a real data set, as a table and JSON.
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Command } from 'commander';
+import { DATA_SPEC_HELP } from '../../data/dataSource.js';
 import { SPLITS } from '../../data/sceneworld.js';
 import { evaluateModels } from '../../eval/harness.js';
 import type { EvaluationReport, MethodResult } from '../../eval/types.js';
@@ -18,6 +19,7 @@ export function registerEvalCommand(program: Command): void {
     .requiredOption('--model <dir>', 'model directory')
     .option('--joint-model <dir>', 'same task, trained with --encoder-mode joint (for the mue-joint ablation)')
     .option('--lastlayer-model <dir>', 'same task, trained with --loss last-layer (for the mue-lastlayer ablation)')
+    .option('--data <spec>', DATA_SPEC_HELP, 'sceneworld')
     .option('--split <split>', SPLITS.join(' | '), parseChoice('--split', SPLITS), 'test')
     .option('--count <n>', 'examples', parseInteger('--count', 1), 500)
     .option('--seed <n>', 'SceneWorld seed', parseInteger('--seed'), 1)
@@ -34,7 +36,7 @@ export function registerEvalCommand(program: Command): void {
       let started = false;
       const report = await evaluateModels({
         modelDir: raw.model as string, jointModelDir: raw.jointModel as string | undefined, lastLayerModelDir: raw.lastlayerModel as string | undefined,
-        split: raw.split as (typeof SPLITS)[number], count: raw.count as number, seed: raw.seed as number,
+        data: raw.data as string, split: raw.split as (typeof SPLITS)[number], count: raw.count as number, seed: raw.seed as number,
         methods: raw.methods as string[] | undefined, threads: raw.threads as number | undefined,
         command: `mue ${process.argv.slice(2).join(' ')}`,
         onProgress: (done, total, status) => {

@@ -1,7 +1,6 @@
-// `mue predict`: one image (PNG) + hypothesis or caption request, with MuE exits and telemetry.
-import { readFileSync } from 'node:fs';
+// `mue predict`: one image (JPEG, PNG or WebP) + hypothesis or caption request, with MuE exits and telemetry.
 import type { Command } from 'commander';
-import { decodePng } from '../../data/png.js';
+import { loadImageFile } from '../../data/image.js';
 import { KV_STRATEGIES } from '../../runtime/decoderExits.js';
 import { MuEModel, type InferenceOptions, type Telemetry } from '../../runtime/mueModel.js';
 import { parseChoice, parseInteger, parseNumber } from '../options.js';
@@ -11,7 +10,7 @@ export function registerPredictCommand(program: Command): void {
     .command('predict')
     .description('answer a hypothesis about an image (ve) or caption it, exiting early; --json adds telemetry')
     .requiredOption('--model <dir>', 'model directory (checkpoint)')
-    .requiredOption('--image <file>', 'PNG image of the model\'s input size')
+    .requiredOption('--image <file>', 'JPEG, PNG or WebP image (any size: shorter side scaled to the model\'s, centre-cropped)')
     .option('--text <hypothesis>', 'hypothesis (ve models)')
     .option('--task <task>', 've | caption (default: the model\'s task)', parseChoice('--task', ['ve', 'caption'] as const))
     .option('--image-threshold <x>', 'image-stream exit threshold in [-1, 1] (default: exits.json, else 1 = full depth)', parseNumber('--image-threshold'))
@@ -25,9 +24,9 @@ export function registerPredictCommand(program: Command): void {
     .option('--threads <n>', 'ONNX Runtime intra-op threads', parseInteger('--threads', 1))
     .option('--json', 'print the result with its telemetry as JSON')
     .action(async (raw: Record<string, unknown>) => {
-      const image = readImage(raw.image as string);
       const model = await MuEModel.load(raw.model as string, { threads: raw.threads as number | undefined });
       try {
+        const image = await loadImageFile(raw.image as string, model.config.imageSize);
         const task = (raw.task as string | undefined) ?? model.task;
         if (task !== model.task) throw new Error(`${raw.model as string} is a ${model.task} model; it cannot do --task ${task}`);
         const options: InferenceOptions = {
@@ -56,18 +55,4 @@ export function registerPredictCommand(program: Command): void {
         await model.dispose();
       }
     });
-}
-
-function readImage(path: string) {
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(path);
-  } catch (error) {
-    throw new Error(`cannot read image ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
-  }
-  try {
-    return decodePng(bytes);
-  } catch (error) {
-    throw new Error(`${path} is not a readable PNG image (${(error as Error).message})`);
-  }
 }

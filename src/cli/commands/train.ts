@@ -1,5 +1,6 @@
-// `mue train`: MuE training with the layer-wise task loss on SceneWorld.
+// `mue train`: MuE training with the layer-wise task loss on SceneWorld or a real data set (--data).
 import type { Command } from 'commander';
+import { DATA_SPEC_HELP } from '../../data/dataSource.js';
 import { TASKS } from '../../model/checkpoint.js';
 import { PRESETS } from '../../model/config.js';
 import { LOSS_MODES } from '../../train/loss.js';
@@ -29,6 +30,9 @@ export function registerTrainCommand(program: Command): void {
     .option('--validation-every <n>', 'validate every n steps', parseInteger('--validation-every', 1), d.validationEvery)
     .option('--validation-size <n>', 'validation examples', parseInteger('--validation-size', 1), d.validationSize)
     .option('--checkpoint-every <n>', 'checkpoint every n steps', parseInteger('--checkpoint-every', 1), d.checkpointEvery)
+    .option('--data <spec>', DATA_SPEC_HELP, d.data)
+    .option('--init-from <dir>', 'fine-tune: start from this checkpoint (its config and tokenizer; --image-size and --encoder-mode must match)')
+    .option('--tokenizer <file>', 'Hugging Face tokenizer.json (BPE, WordPiece, …) for a fresh model on real text (default: SceneWorld words)')
     .option('--stop-at <step>', 'pause after this step (checkpoint saved); continue later with --resume', parseInteger('--stop-at', 1))
     .option('--resume', 'continue the run saved in --out')
     .option('--overwrite', 'start again, replacing the checkpoint in --out')
@@ -42,6 +46,7 @@ export function registerTrainCommand(program: Command): void {
         labelSmoothing: raw.labelSmoothing as number, seed: raw.seed as number, imageSize: raw.imageSize as number,
         validationEvery: raw.validationEvery as number, validationSize: raw.validationSize as number,
         checkpointEvery: raw.checkpointEvery as number, stopAtStep: raw.stopAt as number | undefined,
+        data: raw.data as string, initFrom: raw.initFrom as string | undefined, tokenizerFile: raw.tokenizer as string | undefined,
       };
       const bar = progressBar('steps');
       let lastLoss = NaN;
@@ -49,8 +54,9 @@ export function registerTrainCommand(program: Command): void {
       const result = await train(
         options,
         {
-          onStart: ({ startStep, totalSteps, parameters }) => {
-            console.error(`training ${options.preset} (${(parameters / 1e6).toFixed(2)}M parameters) on SceneWorld ${options.task}, steps ${startStep}→${totalSteps}`);
+          onStart: ({ startStep, totalSteps, parameters, data }) => {
+            const what = options.initFrom ? `fine-tuning ${options.initFrom}` : `training ${options.preset}`;
+            console.error(`${what} (${(parameters / 1e6).toFixed(2)}M parameters) on ${data} ${options.task}, steps ${startStep}→${totalSteps}`);
             bar.start(totalSteps, startStep, { rate: '', status: '' });
           },
           onStep: (record) => {
