@@ -58,6 +58,21 @@ test('safetensors header follows the format: 8-byte LE size, JSON header, aligne
   const header = JSON.parse(bytes.subarray(8, 8 + headerSize).toString('utf8'));
   assert.deepEqual(header.token_embedding.shape, [checkpoint.config.vocabSize, checkpoint.config.dim]);
   assert.equal(header.token_embedding.dtype, 'F32');
+  assert.deepEqual(header.__metadata__, { format: 'mue' });
+  // Every tensor: F32, data_offsets matching its shape, packed contiguously from 0 with no gap or
+  // overlap up to the end of the file (what Python's safetensors checks before it loads).
+  const entries = Object.entries(header).filter(([name]) => name !== '__metadata__') as Array<[string, { dtype: string; shape: number[]; data_offsets: [number, number] }]>;
+  assert.deepEqual(new Set(entries.map(([name]) => name)), new Set(checkpoint.weights.keys()));
+  let expectedBegin = 0;
+  for (const [name, { dtype, shape, data_offsets: [begin, end] }] of entries.sort((a, b) => a[1].data_offsets[0] - b[1].data_offsets[0])) {
+    assert.equal(dtype, 'F32', name);
+    assert.equal(begin, expectedBegin, `${name} starts where the previous tensor ends`);
+    assert.equal(end - begin, 4 * shape.reduce((a, b) => a * b, 1), `${name} byte length matches its shape`);
+    const stored = new Float32Array(bytes.buffer.slice(bytes.byteOffset + 8 + headerSize + begin, bytes.byteOffset + 8 + headerSize + end));
+    assert.deepEqual(Array.from(stored), Array.from(checkpoint.weights.get(name)!.data), `${name} data, little-endian row-major`);
+    expectedBegin = end;
+  }
+  assert.equal(8 + headerSize + expectedBegin, bytes.length, 'the data ends at the end of the file');
 });
 
 test('float16 storage round-trips within half precision', () => {
