@@ -3,11 +3,13 @@
 import { Command } from 'commander';
 import { registerDataCommand } from './commands/data.js';
 import { registerCalibrateCommand } from './commands/calibrate.js';
+import { registerDemoCommand } from './commands/demo.js';
 import { registerEvalCommand } from './commands/eval.js';
 import { registerExportCommand } from './commands/export.js';
 import { registerPredictCommand } from './commands/predict.js';
 import { registerReportCommand } from './commands/report.js';
 import { registerScoreCommand } from './commands/score.js';
+import { registerServeCommand } from './commands/serve.js';
 import { registerTrainCommand } from './commands/train.js';
 
 const program = new Command();
@@ -24,7 +26,9 @@ registerExportCommand(program);
 registerEvalCommand(program);
 registerCalibrateCommand(program);
 registerReportCommand(program);
+registerDemoCommand(program);
 registerScoreCommand(program);
+registerServeCommand(program);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   // User-facing errors: one clear line, no stack trace, non-zero exit.
