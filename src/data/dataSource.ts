@@ -19,6 +19,8 @@ export interface TaskRecord {
   references?: string[];
   /** Difficulty group for per-group reports: VE hypothesis family or gold label; captions: object count or data set. */
   group: string;
+  /** SceneWorld only: visible objects in the scene. */
+  objectCount?: number;
 }
 
 export interface DataSource {
@@ -54,10 +56,10 @@ export function openDataSource(spec: string, task: DataTask, seed: number): Data
 export function sceneWorldRecord(task: DataTask, split: Split, index: number, seed: number, imageSize: number): TaskRecord {
   if (task === 've') {
     const e = veExample(index, { split, seed, imageSize });
-    return { id: e.id, image: e.image, hypothesis: e.hypothesis, label: e.label, group: e.family };
+    return { id: e.id, image: e.image, hypothesis: e.hypothesis, label: e.label, group: e.family, objectCount: e.objectCount };
   }
   const e = captionExample(index, { split, seed, imageSize });
-  return { id: e.id, image: e.image, hypothesis: '', references: e.captions, group: `${e.objectCount} objects` };
+  return { id: e.id, image: e.image, hypothesis: '', references: e.captions, group: `${e.objectCount} objects`, objectCount: e.objectCount };
 }
 
 function sceneWorldSource(task: DataTask, seed: number): DataSource {
