@@ -1,0 +1,132 @@
+// The HTTP API (Fastify): entailment and captioning through the dynamic batcher, health and
+// readiness, Prometheus metrics, SceneWorld examples and the static demo page.
+import { readFileSync } from 'node:fs';
+import multipart from '@fastify/multipart';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { encodePng } from '../data/png.js';
+import { captionExample, veExample } from '../data/sceneworld.js';
+import type { CaptionResult, EntailResult, ExitThresholds, MuEModel } from '../runtime/mueModel.js';
+import { DynamicBatcher, QueueFullError, RequestTimeoutError, type BatcherLimits } from './batcher.js';
+import { ServerMetrics } from './metrics.js';
+import { FORM_LIMITS, HttpError, fromJsonBody, fromMultipart, validateRequest, type InferenceRequest, type ServeTask } from './requests.js';
+
+export interface ServeLimits extends BatcherLimits {
+  /** Largest accepted request body (JSON) or image file (multipart), in bytes. */
+  maxBodyBytes: number;
+  /** Largest image accepted (width × height), checked from its header before decoding; it is then resized to the model's input size. */
+  maxPixels: number;
+}
+
+export const DEFAULT_LIMITS: ServeLimits = { maxBatch: 16, maxWaitMs: 5, maxQueue: 256, timeoutMs: 30_000, maxBodyBytes: 1 << 20, maxPixels: 4096 * 4096 };
+
+/** Seconds a client should wait after a 503 before retrying. */
+const RETRY_AFTER_SECONDS = '1';
+
+const PAGE_FILES: Record<string, string> = { '/': 'index.html', '/app.js': 'app.js', '/style.css': 'style.css' };
+const CONTENT_TYPES: Record<string, string> = { html: 'text/html; charset=utf-8', js: 'text/javascript; charset=utf-8', css: 'text/css; charset=utf-8' };
+
+type Answer = EntailResult | CaptionResult;
+
+export interface MueServer {
+  app: FastifyInstance;
+  batcher: DynamicBatcher<ExitThresholds, InferenceRequest, Answer>;
+  metrics: ServerMetrics;
+}
+
+export async function buildServer(model: MuEModel, limits: ServeLimits = DEFAULT_LIMITS): Promise<MueServer> {
+  const { maxBodyBytes, maxPixels, ...batcherLimits } = limits;
+  const { config } = model;
+  // The gauge reads the batcher lazily (at scrape time), so the two can refer to each other.
+  const metrics = new ServerMetrics(config, () => batcher.queueDepth, batchSizeBuckets(limits.maxBatch));
+  const batcher = new DynamicBatcher<ExitThresholds, InferenceRequest, Answer>(
+    (thresholds, requests) => model.task === 've'
+      ? model.entailBatch(requests.map(({ image, hypothesis }) => ({ image, hypothesis: hypothesis! })), thresholds)
+      : model.captionBatch(requests.map(({ image }) => ({ image })), thresholds),
+    batcherLimits,
+    (size) => metrics.batchSize.observe(size),
+  );
+  const facts = { tokenizer: model.tokenizer, imageSize: config.imageSize, maxTextLength: config.maxTextLength, defaultThresholds: model.defaultThresholds };
+  const page = Object.fromEntries(Object.values(PAGE_FILES).map((file) => [file, readFileSync(new URL(`./page/${file}`, import.meta.url), 'utf8')]));
+
+  const app = Fastify({ bodyLimit: maxBodyBytes, logger: false });
+  // Only JSON and multipart bodies: anything else is a 415, not a string the handlers must reject.
+  app.removeContentTypeParser('text/plain');
+  await app.register(multipart, { limits: { ...FORM_LIMITS, fileSize: maxBodyBytes } });
+
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  // While shutting down, close each connection after its response: an idle keep-alive socket would hold close() for its whole timeout.
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) void reply.header('connection', 'close');
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    metrics.requestDuration.observe({ route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+  });
+  app.setErrorHandler((error: Error & { statusCode?: number }, request, reply) => {
+    const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
+    if (status >= 500 && status !== 503) console.error(error);
+    if (error instanceof HttpError) void reply.headers(error.headers);
+    const message = status === 415 ? `content-type must be application/json or multipart/form-data (got ${request.headers['content-type'] ?? 'none'})`
+      : status >= 500 && status !== 503 ? 'internal error' : error.message;
+    void reply.code(status).send({ error: message });
+  });
+  app.setNotFoundHandler((request, reply) => {
+    void reply.code(404).send({ error: `no route ${request.method} ${request.url.split('?')[0]}` });
+  });
+
+  for (const [path, file] of Object.entries(PAGE_FILES)) {
+    app.get(path, async (_request, reply) => reply.type(CONTENT_TYPES[file.split('.').pop()!]!).send(page[file]));
+  }
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_request, reply) => {
+    const reason = closing ? 'shutting down' : batcher.queueDepth >= limits.maxQueue ? 'queue full' : undefined;
+    if (reason) return reply.code(503).header('retry-after', RETRY_AFTER_SECONDS).send({ status: reason });
+    return { status: 'ready' };
+  });
+  app.get('/metrics', async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+  app.get('/v1/model', async () => ({
+    task: model.task, imageSize: config.imageSize, maxTextLength: config.maxTextLength, encoderMode: config.encoderMode,
+    encoderLayers: config.encoderLayers, decoderLayers: config.decoderLayers, defaultThresholds: model.defaultThresholds,
+  }));
+  app.get('/v1/example', async (request) => {
+    const raw = (request.query as Record<string, unknown>).index ?? '0';
+    const index = Number(raw);
+    if (typeof raw !== 'string' || !/^\d{1,9}$/.test(raw)) throw new HttpError(400, `index must be an integer in [0, 999999999] (got ${JSON.stringify(raw)})`);
+    const options = { split: 'test' as const, seed: 1, imageSize: config.imageSize };
+    const example = model.task === 've' ? veExample(index, options) : captionExample(index, options);
+    const image = `data:image/png;base64,${encodePng(example.image).toString('base64')}`;
+    return 'hypothesis' in example ? { index, image, hypothesis: example.hypothesis, label: example.label } : { index, image, captions: example.captions };
+  });
+
+  const infer = (task: ServeTask) => async (request: FastifyRequest, reply: FastifyReply) => {
+    if ((task === 'entail') !== (model.task === 've')) {
+      throw new HttpError(400, `this server's model is a ${model.task} model: use POST ${model.task === 've' ? '/v1/entail' : '/v1/caption'}`);
+    }
+    const raw = request.isMultipart() ? await fromMultipart(request.parts()) : fromJsonBody(request.body);
+    const inference = await validateRequest(raw, task, facts, { maxBytes: maxBodyBytes, maxPixels });
+    let batched;
+    try {
+      batched = await batcher.submit(inference.thresholds, inference);
+    } catch (error) {
+      if (error instanceof QueueFullError || error instanceof RequestTimeoutError) {
+        throw new HttpError(503, error.message, { 'retry-after': RETRY_AFTER_SECONDS });
+      }
+      throw error;
+    }
+    const { output, batchSize, queueMs } = batched;
+    metrics.observeTelemetry(output.telemetry);
+    return reply.send({ ...output, batchSize, queueMs });
+  };
+  app.post('/v1/entail', infer('entail'));
+  app.post('/v1/caption', infer('caption'));
+  return { app, batcher, metrics };
+}
+
+/** Powers of two below maxBatch, and maxBatch itself. */
+function batchSizeBuckets(maxBatch: number): number[] {
+  const buckets = [];
+  for (let size = 1; size < maxBatch; size *= 2) buckets.push(size);
+  return [...buckets, maxBatch];
+}
