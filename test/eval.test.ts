@@ -13,13 +13,16 @@ import { writeExitsFile } from '../src/eval/calibrate.js';
 
 const workDir = mkdtempSync(join(tmpdir(), 'mue-eval-'));
 const modelDir = join(workDir, 've-tiny');
+const jointDir = join(workDir, 've-tiny-joint');
+const lastLayerDir = join(workDir, 've-tiny-lastlayer');
 
 before(async () => {
-  const { model } = await train({
-    ...DEFAULT_TRAIN_OPTIONS, task: 've', preset: 'tiny', imageSize: 32, steps: 30, batchSize: 16, warmupSteps: 5,
-    learningRate: 3e-3, validationEvery: 1000, validationSize: 16, checkpointEvery: 1000, outDir: modelDir,
-  });
-  model.dispose();
+  const tiny = { ...DEFAULT_TRAIN_OPTIONS, task: 've' as const, preset: 'tiny', imageSize: 32, steps: 30, batchSize: 16, warmupSteps: 5, learningRate: 3e-3, validationEvery: 1000, validationSize: 16, checkpointEvery: 1000 };
+  for (const options of [
+    { ...tiny, outDir: modelDir },
+    { ...tiny, outDir: jointDir, encoderMode: 'joint' as const, steps: 10 },
+    { ...tiny, outDir: lastLayerDir, lossMode: 'last-layer' as const, steps: 10 },
+  ]) (await train(options)).model.dispose();
 });
 after(() => rmSync(workDir, { recursive: true, force: true }));
 
@@ -56,11 +59,14 @@ test('Learn-then-Test calibration accepts only steps whose p-value is below δ, 
 });
 
 test('mue eval runs every method end to end and evaluates the calibrated thresholds on the test split', async () => {
-  const report = await evaluateModels({ modelDir, split: 'test', count: 24, seed: 1, command: 'test', jointModelDir: undefined });
+  const report = await evaluateModels({ modelDir, jointModelDir: jointDir, lastLayerModelDir: lastLayerDir, split: 'test', count: 24, seed: 1, command: 'test' });
   assert.equal(report.fullDepth.retention, 1);
   assert.ok(report.fullDepth.flopRatio >= 1 && report.fullDepth.flopRatio < 1.01); // the in-graph similarity is the only extra
   const methods = new Set(report.methods.map((m) => m.method));
-  for (const method of ['static', 'deebert', 'calm', 'encoder-only', 'mue', 'mue-calibrated']) assert.ok(methods.has(method), method);
+  for (const method of ['static', 'deebert', 'calm', 'encoder-only', 'mue', 'mue-joint', 'mue-lastlayer', 'mue-calibrated']) assert.ok(methods.has(method), method);
+  assert.ok(report.methods.filter((m) => m.method === 'mue-joint').every((m) => m.exitHistograms.joint && !m.exitHistograms.image));
+  assert.ok(Object.keys(report.fullDepth.detail).some((key) => /^accuracy \d objects$/.test(key)));
+  await assert.rejects(evaluateModels({ modelDir, jointModelDir: lastLayerDir, split: 'test', count: 2, seed: 1, command: 'test' }), /not trained with --encoder-mode joint/);
   assert.ok(report.calibration && report.calibration.testRetention > 0);
   for (const result of report.methods) {
     // Output-based criteria pay a head projection per layer, which can cost more than they save on a tiny model.

@@ -75,9 +75,13 @@ export function scoreRun(model: MuEModel, examples: EvalExample[], answers: stri
   if (model.task === 've') {
     const perExample = answers.map((answer, i) => Number(answer === examples[i]!.label));
     const detail: Record<string, number> = {};
-    for (const label of ['yes', 'no', 'maybe']) {
-      const rows = examples.map((e, i) => [e, i] as const).filter(([e]) => e.label === label);
-      if (rows.length > 0) detail[`accuracy ${label}`] = rows.reduce((n, [, i]) => n + perExample[i]!, 0) / rows.length;
+    const accuracyWhere = (key: string, keep: (e: EvalExample) => boolean) => {
+      const rows = examples.map((e, i) => [e, i] as const).filter(([e]) => keep(e));
+      if (rows.length > 0) detail[key] = rows.reduce((n, [, i]) => n + perExample[i]!, 0) / rows.length;
+    };
+    for (const label of ['yes', 'no', 'maybe']) accuracyWhere(`accuracy ${label}`, (e) => e.label === label);
+    for (const count of [...new Set(examples.map((e) => e.objectCount))].sort()) {
+      if (count !== undefined) accuracyWhere(`accuracy ${count} objects`, (e) => e.objectCount === count);
     }
     return { quality: mean(perExample), perExample, detail };
   }
