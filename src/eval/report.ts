@@ -90,7 +90,10 @@ export interface HighlightedSetting {
  * best-retention MuE setting; full depth when the report has no MuE results at all.
  */
 export function chooseHighlightedSetting(report: EvaluationReport): HighlightedSetting {
-  // Plain MuE first; the ablations stand in only when the sweep has no plain MuE.
+  // The calibrated thresholds themselves, when `mue eval` ran them (mue-calibrated).
+  const calibrated = report.methods.find((method) => method.method === 'mue-calibrated');
+  if (calibrated) return { result: calibrated, reason: 'the calibrated thresholds' };
+  // Plain MuE next; the ablations stand in only when the sweep has no plain MuE.
   const plain = report.methods.filter((method) => method.method === 'mue');
   const candidates = plain.length > 0 ? plain : report.methods.filter((method) => method.method.startsWith('mue'));
   if (candidates.length === 0) return { result: report.fullDepth, reason: 'no MuE results in this report' };
