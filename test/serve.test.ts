@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, InjectOptions } from 'fastify';
 import { encodePng } from '../src/data/png.js';
 import { veExample } from '../src/data/sceneworld.js';
 import { MuEModel } from '../src/runtime/mueModel.js';
@@ -170,7 +170,7 @@ describe('HTTP API', () => {
   test('every bad input gets a 4xx JSON error that says what is wrong, and the server keeps serving', async () => {
     const app = await serve(ve, { maxBodyBytes: 32 * 1024, maxPixels: 40 * 40 });
     const image = png.toString('base64');
-    const cases: Array<[string, Parameters<FastifyInstance['inject']>[0] & object, number, RegExp]> = [
+    const cases: Array<[string, InjectOptions, number, RegExp]> = [
       ['not an image', entailJson({ image: Buffer.from('hello world').toString('base64'), hypothesis: 'a circle' }), 400, /not a readable image/],
       ['truncated image', entailJson({ image: png.subarray(0, png.length - 30).toString('base64'), hypothesis: 'a circle' }), 400, /image/],
       ['too many pixels', entailJson({ image: encodePng(veExample(0, { split: 'test', seed: 1, imageSize: 64 }).image).toString('base64'), hypothesis: 'a circle' }), 400, /64×64 = 4096 pixels, more than the limit of 1600/],
