@@ -21,6 +21,7 @@ import { TfModel } from '../src/model/tfModel.js';
 import { cosineSimilarity } from '../src/runtime/exits.js';
 import { defaultThreads, type KeyValue, LayerRunner } from '../src/runtime/layerRunner.js';
 import { fromVariables } from '../src/train/trainer.js';
+import { concatSequences } from '../src/runtime/rows.js';
 
 const { values: flags } = parseArgs({
   options: {
@@ -65,16 +66,6 @@ const randomIds = (batch: number, length: number, seed: number): number[][] => {
   return Array.from({ length: batch }, (_, b) => Array.from({ length }, (_, t) => 4 + Math.floor(u[b * length + t]! * (VOCAB - 4))));
 };
 
-/** [a ; b] along the sequence axis: a (B, La, D), b (B, Lb, D) -> (B, La + Lb, D). */
-function concatSequences(a: Float32Array, aLength: number, b: Float32Array, bLength: number, dim: number, batch: number): Float32Array {
-  const out = new Float32Array(a.length + b.length);
-  for (let row = 0; row < batch; row++) {
-    const start = row * (aLength + bLength) * dim;
-    out.set(a.subarray(row * aLength * dim, (row + 1) * aLength * dim), start);
-    out.set(b.subarray(row * bLength * dim, (row + 1) * bLength * dim), start + aLength * dim);
-  }
-  return out;
-}
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -253,7 +244,7 @@ for (const preset of presets) {
         let text = await runner.embedText(textIds);
         for (let i = 0; i < encoderLayers; i++) image = await runner.encoderLayer(i, image, imageMask, batch, patchCount);
         for (let i = 0; i < encoderLayers; i++) text = await runner.encoderLayer(i, text, textMask, batch, TEXT_LENGTH);
-        const memory = await runner.encoderFinalNorm(concatSequences(image, patchCount, text, TEXT_LENGTH, dim, batch), batch, memoryLength);
+        const memory = await runner.encoderFinalNorm(concatSequences([image, text], [patchCount, TEXT_LENGTH], dim, batch), batch, memoryLength);
         const cross: KeyValue[] = [];
         for (let i = 0; i < decoderLayers; i++) cross.push(await runner.crossKeyValues(i, memory, batch, memoryLength));
         const cache: KeyValue[] = Array.from({ length: decoderLayers }, () => ({ key: new Float32Array(0), value: new Float32Array(0) }));
@@ -263,12 +254,12 @@ for (const preset of presets) {
           for (let i = 0; i < decoderLayers; i++) {
             const step = await runner.decoderStep(i, x, cache[i]!.key, cache[i]!.value, position, cross[i]!.key, cross[i]!.value, memoryMask, batch, memoryLength);
             cache[i] = {
-              key: concatSequences(cache[i]!.key, position, step.key, 1, dim, batch),
-              value: concatSequences(cache[i]!.value, position, step.value, 1, dim, batch),
+              key: concatSequences([cache[i]!.key, step.key], [position, 1], dim, batch),
+              value: concatSequences([cache[i]!.value, step.value], [position, 1], dim, batch),
             };
             x = step.hidden;
           }
-          finalStates = concatSequences(finalStates, position, x, 1, dim, batch);
+          finalStates = concatSequences([finalStates, x], [position, 1], dim, batch);
         }
         return runner.head(finalStates, batch, DECODE_TOKENS);
       };

@@ -12,6 +12,7 @@ import { type ModelConfig, PRESETS, presetConfig } from '../src/model/config.js'
 import { TfModel } from '../src/model/tfModel.js';
 import { LayerRunner, type KeyValue } from '../src/runtime/layerRunner.js';
 import { fromVariables } from '../src/train/trainer.js';
+import { concatSequences } from '../src/runtime/rows.js';
 import { initTensorflow, randomInputs, tf } from './helpers.js';
 
 const TOLERANCE = 1e-4;
@@ -36,16 +37,6 @@ function relativeError(actual: Float32Array, expected: Float32Array): number {
   return difference / scale;
 }
 
-/** [a ; b] along the sequence axis: a (B, La, D), b (B, Lb, D) -> (B, La + Lb, D). */
-function concatSequences(a: Float32Array, aLength: number, b: Float32Array, bLength: number, dim: number): Float32Array {
-  const out = new Float32Array(a.length + b.length);
-  for (let row = 0; row < BATCH; row++) {
-    const start = row * (aLength + bLength) * dim;
-    out.set(a.subarray(row * aLength * dim, (row + 1) * aLength * dim), start);
-    out.set(b.subarray(row * bLength * dim, (row + 1) * bLength * dim), start + aLength * dim);
-  }
-  return out;
-}
 
 /** Position `position` of (B, T, D) -> (B, 1, D). */
 function positionOf(states: Float32Array, length: number, position: number, dim: number): Float32Array {
@@ -80,7 +71,7 @@ async function checkParity(config: ModelConfig): Promise<number> {
     const textMask = floats(inputs.textMask);
     const imageMask = new Float32Array(BATCH * patchCount).fill(1);
     const memoryLength = patchCount + textLength;
-    const memoryMask = concatSequences(imageMask, patchCount, textMask, textLength, 1);
+    const memoryMask = concatSequences([imageMask, textMask], [patchCount, textLength], 1, BATCH);
 
     const runStream = async (name: string, embedded: Float32Array, mask: Float32Array, length: number, expected: tf.Tensor[]): Promise<Float32Array> => {
       compare(`${name} embedding`, embedded, expected[0]!);
@@ -97,9 +88,9 @@ async function checkParity(config: ModelConfig): Promise<number> {
     if (config.encoderMode === 'decomposed') {
       const image = await runStream('image', imageEmbedded, imageMask, patchCount, reference.encoder.imageStates);
       const text = await runStream('text', textEmbedded, textMask, textLength, reference.encoder.textStates);
-      lastLayer = concatSequences(image, patchCount, text, textLength, dim);
+      lastLayer = concatSequences([image, text], [patchCount, textLength], dim, BATCH);
     } else {
-      const joint = concatSequences(imageEmbedded, patchCount, textEmbedded, textLength, dim);
+      const joint = concatSequences([imageEmbedded, textEmbedded], [patchCount, textLength], dim, BATCH);
       lastLayer = await runStream('joint', joint, memoryMask, memoryLength, reference.encoder.jointStates);
     }
     const memory = await runner.encoderFinalNorm(lastLayer, BATCH, memoryLength);
@@ -121,13 +112,13 @@ async function checkParity(config: ModelConfig): Promise<number> {
         compare(`self key @${position} layer ${i}`, recomputed.key, step.key);
         compare(`self value @${position} layer ${i}`, recomputed.value, step.value);
         cache[i] = {
-          key: concatSequences(cache[i]!.key, position, step.key, 1, dim),
-          value: concatSequences(cache[i]!.value, position, step.value, 1, dim),
+          key: concatSequences([cache[i]!.key, step.key], [position, 1], dim, BATCH),
+          value: concatSequences([cache[i]!.value, step.value], [position, 1], dim, BATCH),
         };
         x = step.hidden;
         compare(`decoder layer ${i} @${position}`, x, positionOf(expectedStates[i + 1]!, targetLength, position, dim));
       }
-      finalStates = concatSequences(finalStates, position, x, 1, dim);
+      finalStates = concatSequences([finalStates, x], [position, 1], dim, BATCH);
     }
     compare('logits', await runner.head(finalStates, BATCH, targetLength), model.logits(reference.decoderStates.at(-1)!));
   } finally {

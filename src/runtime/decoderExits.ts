@@ -7,7 +7,7 @@
 import { cosineSimilarity, type ExitPolicy, type PolicyMemory } from './exits.js';
 import { crossKeyValueFlops, decoderStepFlops, headFlops, selfKeyValueFlops, similarityFlops } from './flops.js';
 import type { KeyValue, LayerRunner } from './layerRunner.js';
-import { gatherRows } from './encoderExits.js';
+import { gatherRows } from './rows.js';
 
 export type KvStrategy = 'copy' | 'propagate' | 'recompute';
 export const KV_STRATEGIES: readonly KvStrategy[] = ['copy', 'propagate', 'recompute'];

@@ -6,6 +6,7 @@ import type { ModelConfig } from '../model/config.js';
 import { cosineSimilarity, type ExitPolicy } from './exits.js';
 import { encoderLayerFlops, similarityFlops } from './flops.js';
 import type { LayerRunner } from './layerRunner.js';
+import { gatherRows } from './rows.js';
 
 export interface StreamResult {
   /** Each sample's state at its exit layer: (B, T, D). */
@@ -63,11 +64,4 @@ export async function runEncoderStream(
     active = stillActive.map((row) => active[row]!);
   }
   return { finalStates, layersUsed, similarities, flops };
-}
-
-/** Rows `rows` of a row-major (N, rowSize) array -> (rows.length, rowSize). */
-export function gatherRows(source: Float32Array, rows: number[], rowSize: number): Float32Array {
-  const out = new Float32Array(rows.length * rowSize);
-  rows.forEach((row, i) => out.set(source.subarray(row * rowSize, (row + 1) * rowSize), i * rowSize));
-  return out;
 }

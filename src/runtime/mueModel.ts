@@ -14,6 +14,7 @@ import { checkThreshold, similarityExit, type ExitPolicy, type ThresholdSchedule
 import { crossKeyValueFlops, decoderStepFlops, encoderLayerFlops, headFlops, imageEmbeddingFlops } from './flops.js';
 import { beamSearch, greedySearch } from './generate.js';
 import { LayerRunner } from './layerRunner.js';
+import { concatSequences } from './rows.js';
 
 export const ENTAILMENT_ANSWERS = ['yes', 'no', 'maybe'] as const;
 export type EntailmentAnswer = (typeof ENTAILMENT_ANSWERS)[number];
@@ -146,10 +147,10 @@ export class MuEModel {
         options.encoderPolicy ?? similarityExit(thresholds.imageThreshold), record);
       const text = await runEncoderStream(runner, textEmbedded, textMask, textLengths, options.encoderPolicy ?? similarityExit(thresholds.textThreshold), record);
       streams = { image, text };
-      lastLayerStates = interleaveRows([image.finalStates, text.finalStates], [patches, textLength], config.dim, batch);
+      lastLayerStates = concatSequences([image.finalStates, text.finalStates], [patches, textLength], config.dim, batch);
     } else {
       // Joint: one sequence [image ; text] whose real tokens must come first, so padding goes last.
-      const jointEmbedded = interleaveRows([imageEmbedded, textEmbedded], [patches, textLength], config.dim, batch);
+      const jointEmbedded = concatSequences([imageEmbedded, textEmbedded], [patches, textLength], config.dim, batch);
       const joint = await runEncoderStream(runner, jointEmbedded, memoryMask, textLengths.map((n) => patches + n),
         options.encoderPolicy ?? similarityExit(thresholds.jointThreshold), record);
       streams = { joint };
@@ -222,19 +223,4 @@ export function readExitThresholds(directory: string): ExitThresholds {
     if (raw[key] !== undefined) thresholds[key] = checkThreshold(`${EXITS_FILE}: ${key}`, raw[key] as number);
   }
   return thresholds;
-}
-
-/** Per row, concatenates the rows of several (B, T_k, D) arrays along T: -> (B, ΣT_k, D). */
-function interleaveRows(parts: Float32Array[], lengths: number[], dim: number, batch: number): Float32Array {
-  const total = lengths.reduce((a, b) => a + b, 0);
-  const out = new Float32Array(batch * total * dim);
-  for (let row = 0; row < batch; row++) {
-    let offset = row * total * dim;
-    parts.forEach((part, k) => {
-      const size = lengths[k]! * dim;
-      out.set(part.subarray(row * size, (row + 1) * size), offset);
-      offset += size;
-    });
-  }
-  return out;
 }
