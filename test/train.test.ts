@@ -52,3 +52,16 @@ test('training refuses to clobber a checkpoint, a changed resume, and bad option
   await assert.rejects(train(tinyRun('x', { labelSmoothing: 1 })), /--label-smoothing/);
   await assert.rejects(train(tinyRun('nothing'), {}, 'resume'), /not a model directory/);
 });
+
+test('examples longer than the model\'s limits are recognised (training and evaluation skip and count them)', async () => {
+  const { fitsModel } = await import('../src/train/batch.js');
+  const { sceneWorldTokenizer } = await import('../src/data/sceneworld.js');
+  const { presetConfig } = await import('../src/model/config.js');
+  const tokenizer = sceneWorldTokenizer();
+  const config = presetConfig('tiny', tokenizer.vocabSize, { maxTextLength: 4, maxTargetLength: 3 });
+  const image = { width: 1, height: 1, pixels: new Uint8Array(3) };
+  assert.equal(fitsModel({ image, text: 'there is a circle', target: 'yes' }, tokenizer, config), true);
+  assert.equal(fitsModel({ image, text: 'there is a red circle', target: 'yes' }, tokenizer, config), false); // 5 > 4 text tokens
+  assert.equal(fitsModel({ image, text: 'a circle', target: 'a red circle' }, tokenizer, config), false); // 3 + <eos> > 3
+  assert.equal(fitsModel({ image, text: '', target: 'yes' }, tokenizer, config), false);
+});

@@ -37,6 +37,8 @@ export interface EvaluationReport {
   data?: string;
   split: string;
   count: number;
+  /** Examples of the requested count left out because their text exceeds the model's limit. */
+  skippedTooLong?: number;
   seed: number;
   command: string;
   createdAt: string;

@@ -18,6 +18,16 @@ export function fromTaskRecord(record: TaskRecord, visit: number): Seq2SeqExampl
   return { image: record.image, text: CAPTION_PROMPT, target: references[visit % references.length]! };
 }
 
+/**
+ * Whether the example fits the model's sequence limits (text ≤ maxTextLength tokens, target +
+ * <eos> ≤ maxTargetLength). Real data sets hold longer sentences; training and evaluation skip
+ * those and report how many, rather than failing on the first.
+ */
+export function fitsModel(example: Seq2SeqExample, tokenizer: TextTokenizer, config: ModelConfig): boolean {
+  const textLength = tokenizer.encode(example.text).length;
+  return textLength >= 1 && textLength <= config.maxTextLength && tokenizer.encode(example.target).length + 1 <= config.maxTargetLength;
+}
+
 export interface TrainingBatch {
   inputs: ModelInputs;
   targets: tf.Tensor2D; // (B, T) int32: the target followed by <eos>, padded

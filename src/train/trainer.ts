@@ -12,7 +12,7 @@ import { type EncoderMode, type ModelConfig, presetConfig } from '../model/confi
 import type { NamedArray } from '../model/safetensors.js';
 import { TfModel } from '../model/tfModel.js';
 import { AdamW } from './adamw.js';
-import { disposeBatch, fromTaskRecord, makeBatch, type Seq2SeqExample } from './batch.js';
+import { disposeBatch, fitsModel, fromTaskRecord, makeBatch, type Seq2SeqExample } from './batch.js';
 import { layerwiseTaskLoss, type LossMode } from './loss.js';
 
 export interface TrainOptions {
@@ -79,6 +79,8 @@ export interface StepRecord {
   learningRate: number;
   gradientNorm: number;
   samplesPerSecond: number;
+  /** Examples skipped so far in this run for exceeding the model's sequence limits (absent when none). */
+  skippedTooLong?: number;
 }
 export interface ValidationRecord {
   type: 'validation';
@@ -137,7 +139,9 @@ export async function train(options: TrainOptions, callbacks: TrainCallbacks = {
   if (start === 'overwrite') rmSync(logPath, { force: true });
   callbacks.onStart?.({ startStep, totalSteps: options.steps, data: source.name, parameters: [...model.weights.values()].reduce((n, v) => n + v.size, 0) });
 
-  const validationExamples = (await takeRecords(source, 'validation', options.validationSize, options.imageSize)).map(fromTaskRecord);
+  const validationExamples = (await takeRecords(source, 'validation', options.validationSize, options.imageSize)).map(fromTaskRecord)
+    .filter((example) => fitsModel(example, tokenizer, config));
+  if (validationExamples.length === 0) throw new Error(`every validation example of ${source.name} is longer than the model's limits (text ${config.maxTextLength}, target ${config.maxTargetLength} tokens)`);
   const answerIds = options.task === 've' ? ['yes', 'no', 'maybe'].map((word) => tokenizer.idOf(word)) : [];
   let lastValidation: ValidationRecord | undefined;
   const save = (step: number) =>
@@ -149,11 +153,20 @@ export async function train(options: TrainOptions, callbacks: TrainCallbacks = {
   const lastStep = Math.min(options.steps, options.stopAtStep ?? options.steps);
   // Stream position = step × batch size, so a resumed run sees the examples an unbroken run would.
   let position = startStep * options.batchSize;
+  /** Training examples skipped because they exceed the model's sequence limits (logged with each step). */
+  let skippedTooLong = 0;
   const stream = endlessRecords(source, 'train', options.imageSize, position);
   for (let step = startStep; step < lastStep; step++) {
     const started = performance.now();
     const examples: Seq2SeqExample[] = [];
-    while (examples.length < options.batchSize) examples.push(fromTaskRecord((await stream.next()).value!, position++));
+    while (examples.length < options.batchSize) {
+      const example = fromTaskRecord((await stream.next()).value!, position++);
+      if (fitsModel(example, tokenizer, config)) examples.push(example);
+      else skippedTooLong++;
+      if (skippedTooLong > 1000 && skippedTooLong > 10 * (position - skippedTooLong)) {
+        throw new Error(`almost every training example of ${source.name} is longer than the model's limits (text ${config.maxTextLength}, target ${config.maxTargetLength} tokens): use a larger config`);
+      }
+    }
     const batch = makeBatch(examples, tokenizer, config);
     let layerLosses: tf.Scalar[] = [];
     const { value, grads } = tf.variableGrads(() => {
@@ -166,6 +179,7 @@ export async function train(options: TrainOptions, callbacks: TrainCallbacks = {
     const record: StepRecord = {
       type: 'train', step: step + 1, loss: value.dataSync()[0]!, layerLosses: layerLosses.map((l) => l.dataSync()[0]!),
       learningRate, gradientNorm, samplesPerSecond: (options.batchSize * 1000) / (performance.now() - started),
+      ...(skippedTooLong > 0 ? { skippedTooLong } : {}),
     };
     tf.dispose([value, ...Object.values(grads), ...layerLosses]);
     disposeBatch(batch);

@@ -49,6 +49,7 @@ export function registerEvalCommand(program: Command): void {
       mkdirSync(dirname(raw.out as string), { recursive: true });
       writeFileAtomic(raw.out as string, `${JSON.stringify(report, null, 2)}\n`);
       console.log(formatReportTable(report));
+      if (report.skippedTooLong) console.log(`(${report.skippedTooLong} of the requested examples were left out: their text is longer than the model's limit)`);
       if (report.calibration) {
         const c = report.calibration;
         console.log(`\ncalibrated thresholds (target ${(100 * c.target).toFixed(1)}%): calibration retention ${(100 * c.calibrationRetention).toFixed(2)}%, ${report.split} retention ${(100 * c.testRetention).toFixed(2)}%, time ${(100 * c.testTimeRatio).toFixed(1)}%, FLOPs ${(100 * c.testFlopRatio).toFixed(1)}%`);
