@@ -122,6 +122,8 @@ test('beam search with beam 1 equals greedy; wider beams run with no-repeat n-gr
     assert.deepEqual(beam.telemetry.tokenLayers, greedy.telemetry.tokenLayers);
   }
   const wide = await captioner.caption(captionInput(0), { beamSize: 3, noRepeatNgramSize: 2, lengthPenalty: 1 });
+  // At full depth the executed FLOPs are exactly the full-depth count, beams included.
+  assert.equal(wide.telemetry.flops, wide.telemetry.fullDepthFlops);
   const words = wide.caption.split(' ');
   const bigrams = words.slice(1).map((w, i) => `${words[i]} ${w}`);
   assert.equal(new Set(bigrams).size, bigrams.length);
@@ -162,6 +164,10 @@ test('bad input gets a clear error', async () => {
   await assert.rejects(ve.entail({ ...input, hypothesis: 'a '.repeat(40) }), /at most 16/);
   await assert.rejects(ve.entail({ ...input, hypothesis: '  ' }), /text is empty/);
   await assert.rejects(ve.entail(input, { kvStrategy: 'teleport' as never }), /kvStrategy must be one of/);
+  await assert.rejects(ve.entail(input, { encoderPolicy: entropyExit(0.5) }), /reads the output distribution, which only the decoder has/);
+  await assert.rejects(ve.entail(input, { decoderSchedule: 'sometimes' as never }), /decoderSchedule must be/);
+  await assert.rejects(captioner.caption(captionInput(0), { noRepeatNgramSize: 1.5 }), /noRepeatNgramSize must be a non-negative integer/);
+  assert.throws(() => marginExit(Number.NaN), /margin threshold must be in \[0, 1\]/);
   // Unknown words map to <unk> (documented) rather than failing.
   assert.ok(['yes', 'no', 'maybe'].includes((await ve.entail({ ...input, hypothesis: 'there is a purple dodecahedron' })).answer));
   const notAModel = join(workDir, 'not-a-model');

@@ -98,6 +98,8 @@ export async function calibrate(options: CalibrationOptions): Promise<Calibratio
  * p-value of H0 "risk > α". VE: loss_i = 1[answer differs from full depth], which bounds the
  * accuracy lost; p = P(Binomial(n, α) ≤ k). Captions: loss_i = max(0, c_full,i − c_i) / 10
  * (per-image CIDEr-D ≤ 10), α scaled by mean c_full / 10; Hoeffding p = exp(−2n(α − R̂)²).
+ * Approximate: α is scaled by full-depth quality measured on the same calibration sample, and
+ * per-image CIDEr-D shares document frequencies across the split (not independent losses).
  */
 function riskPValue(model: MuEModel, examples: EvalExample[], full: MethodRun, run: MethodRun, fullPerExample: number[], alpha: number): number {
   const n = examples.length;

@@ -30,6 +30,8 @@ export interface DecoderContext {
   crossCache: (KeyValue | undefined)[];
   /** FLOPs executed per sample (all its sequences, e.g. beams). */
   flops: number[];
+  /** FLOPs the same decoding steps (same sequences, same positions) would cost at full depth, per sample. */
+  fullDepthFlops: number[];
   /** Compute and keep every layer's similarity even when the policy does not read it. */
   recordSimilarities: boolean;
 }
@@ -81,6 +83,8 @@ export async function decodeNextToken(context: DecoderContext, sequences: Sequen
   const { dim, decoderLayers } = config;
   const position = sequences[0]!.tokens.length;
   const inputTokens = sequences.map((s) => (position === 0 ? context.bosId : s.tokens[position - 1]!));
+  // Full depth would run every layer and the head once for each of these rows.
+  for (const s of sequences) context.fullDepthFlops[s.sample]! += decoderLayers * decoderStepFlops(config, position, context.memoryLength) + headFlops(config);
   let states = await runner.embedDecoder(inputTokens, sequences.map(() => position)); // (A, 1, D)
   let active = sequences.map((_, row) => row);
   const memories: PolicyMemory[] = sequences.map(() => policy.start());
@@ -195,6 +199,16 @@ async function crossFor(context: DecoderContext, layerIndex: number, samples: nu
     context.crossCache[layerIndex] = cached;
     for (let s = 0; s < context.samples; s++) context.flops[s]! += crossKeyValueFlops(runner.config, memoryLength);
   }
+  if (samples.length === 1) {
+    // One sample (e.g. a recompute step): views into the cache, no copies.
+    const [sample] = samples as [number];
+    const rowSize = memoryLength * runner.config.dim;
+    return {
+      key: cached.key.subarray(sample * rowSize, (sample + 1) * rowSize),
+      value: cached.value.subarray(sample * rowSize, (sample + 1) * rowSize),
+      mask: context.memoryMask.subarray(sample * memoryLength, (sample + 1) * memoryLength),
+    };
+  }
   const identity = samples.length === context.samples && samples.every((sample, i) => sample === i);
   if (identity) return { ...cached, mask: context.memoryMask };
   const rowSize = memoryLength * runner.config.dim;
@@ -226,20 +240,27 @@ function concatenate(parts: Float32Array[]): Float32Array {
 
 /** log softmax over the allowed tokens (all when undefined); −∞ elsewhere. */
 export function logSoftmaxOver(logits: Float32Array, allowed?: number[]): Float32Array {
-  const ids = allowed ?? [...logits.keys()];
-  let max = -Infinity;
-  for (const id of ids) max = Math.max(max, logits[id]!);
-  let sum = 0;
-  for (const id of ids) sum += Math.exp(logits[id]! - max);
-  const logSum = max + Math.log(sum);
   const out = new Float32Array(logits.length).fill(-Infinity);
-  for (const id of ids) out[id] = logits[id]! - logSum;
+  if (allowed) {
+    let max = -Infinity;
+    for (const id of allowed) max = Math.max(max, logits[id]!);
+    let sum = 0;
+    for (const id of allowed) sum += Math.exp(logits[id]! - max);
+    const logSum = max + Math.log(sum);
+    for (const id of allowed) out[id] = logits[id]! - logSum;
+    return out;
+  }
+  let max = -Infinity;
+  for (let id = 0; id < logits.length; id++) max = Math.max(max, logits[id]!);
+  let sum = 0;
+  for (let id = 0; id < logits.length; id++) sum += Math.exp(logits[id]! - max);
+  const logSum = max + Math.log(sum);
+  for (let id = 0; id < logits.length; id++) out[id] = logits[id]! - logSum;
   return out;
 }
 
 /** softmax restricted to the allowed tokens, as a dense vector over those tokens only. */
 function softmaxOver(logits: Float32Array, allowed?: number[]): Float32Array {
   const logProbabilities = logSoftmaxOver(logits, allowed);
-  const ids = allowed ?? [...logits.keys()];
-  return Float32Array.from(ids, (id) => Math.exp(logProbabilities[id]!));
+  return allowed ? Float32Array.from(allowed, (id) => Math.exp(logProbabilities[id]!)) : logProbabilities.map(Math.exp);
 }

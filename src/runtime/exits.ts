@@ -79,6 +79,7 @@ export function similarityExit(threshold: number, schedule: ThresholdSchedule = 
 
 /** DeeBERT-style: exit when the entropy H(p) = −Σ p log p of the layer's prediction is below the threshold. */
 export function entropyExit(maxEntropy: number): ExitPolicy {
+  if (!(maxEntropy >= 0)) throw new Error(`entropy threshold must be a non-negative number (got ${maxEntropy})`);
   return {
     name: `entropy<${maxEntropy}`,
     needsHead: true,
@@ -94,6 +95,7 @@ export function entropyExit(maxEntropy: number): ExitPolicy {
 
 /** CALM-style: exit when the top-1 minus top-2 probability margin exceeds the threshold. */
 export function marginExit(minMargin: number): ExitPolicy {
+  if (!(minMargin >= 0 && minMargin <= 1)) throw new Error(`margin threshold must be in [0, 1] (got ${minMargin})`);
   return {
     name: `margin>${minMargin}`,
     needsHead: true,

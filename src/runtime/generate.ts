@@ -56,7 +56,8 @@ export async function beamSearch(context: DecoderContext, options: SearchOptions
       }
       beams = next;
     }
-    finished.push(...beams);
+    // Unfinished beams compete only when too few hypotheses ended (the length limit was hit).
+    if (finished.length < options.beamSize) finished.push(...beams);
     results.push(finished.reduce((best, s) => (normalised(s) > normalised(best) ? s : best)));
   }
   return results;

@@ -11,7 +11,7 @@ import type { Sequence } from './decoderExits.js';
 import { KV_STRATEGIES, type DecoderContext, type KvStrategy } from './decoderExits.js';
 import { runEncoderStream, type StreamResult } from './encoderExits.js';
 import { checkThreshold, similarityExit, type ExitPolicy, type ThresholdSchedule } from './exits.js';
-import { crossKeyValueFlops, decoderStepFlops, encoderLayerFlops, headFlops, imageEmbeddingFlops } from './flops.js';
+import { crossKeyValueFlops, encoderLayerFlops, imageEmbeddingFlops } from './flops.js';
 import { beamSearch, greedySearch } from './generate.js';
 import { LayerRunner } from './layerRunner.js';
 import { concatSequences } from './rows.js';
@@ -122,6 +122,15 @@ export class MuEModel {
     if (!KV_STRATEGIES.includes(kvStrategy)) throw new Error(`kvStrategy must be one of ${KV_STRATEGIES.join(', ')} (got ${kvStrategy})`);
     const beamSize = options.beamSize ?? 1;
     if (!Number.isInteger(beamSize) || beamSize < 1) throw new Error(`beamSize must be a positive integer (got ${beamSize})`);
+    const noRepeatNgramSize = options.noRepeatNgramSize ?? 0;
+    if (!Number.isInteger(noRepeatNgramSize) || noRepeatNgramSize < 0) throw new Error(`noRepeatNgramSize must be a non-negative integer (got ${noRepeatNgramSize})`);
+    const lengthPenalty = options.lengthPenalty ?? 1;
+    if (!Number.isFinite(lengthPenalty)) throw new Error(`lengthPenalty must be a finite number (got ${lengthPenalty})`);
+    if (options.decoderSchedule !== undefined && options.decoderSchedule !== 'constant' && options.decoderSchedule !== 'decaying') {
+      throw new Error(`decoderSchedule must be "constant" or "decaying" (got ${JSON.stringify(options.decoderSchedule)})`);
+    }
+    // Encoder streams have no output distribution: only criteria that read the states can stop them.
+    if (options.encoderPolicy?.needsHead) throw new Error(`encoderPolicy ${options.encoderPolicy.name} reads the output distribution, which only the decoder has`);
     const { config, runner } = this;
     const record = options.recordSimilarities ?? false;
     const batch = inputs.length;
@@ -165,8 +174,9 @@ export class MuEModel {
       runner, memory, memoryMask, memoryLength, samples: batch,
       policy: options.decoderPolicy ?? similarityExit(thresholds.decoderThreshold, options.decoderSchedule),
       strategy: kvStrategy, allowedTokens, maxLength, bosId: this.tokenizer.bosId, crossCache: [], flops, recordSimilarities: record,
+      fullDepthFlops: new Array<number>(batch).fill(0),
     };
-    const searchOptions = { beamSize, lengthPenalty: options.lengthPenalty ?? 1, noRepeatNgramSize: options.noRepeatNgramSize ?? 0, eosId: this.tokenizer.eosId };
+    const searchOptions = { beamSize, lengthPenalty, noRepeatNgramSize, eosId: this.tokenizer.eosId };
     const sequences = beamSize === 1 ? await greedySearch(context, searchOptions) : await beamSearch(context, searchOptions);
     const timeMs = performance.now() - started;
 
@@ -176,7 +186,7 @@ export class MuEModel {
         imageLayers: streams.image?.layersUsed[s], textLayers: streams.text?.layersUsed[s], jointLayers: streams.joint?.layersUsed[s],
         tokenLayers: sequence.tokenLayers,
         flops: context.flops[s]!,
-        fullDepthFlops: this.fullDepthFlops(config.encoderMode === 'decomposed' ? [patches, textLength] : [memoryLength], memoryLength, sequence.tokens.length, beamSize),
+        fullDepthFlops: this.fullDepthEncoderFlops(config.encoderMode === 'decomposed' ? [patches, textLength] : [memoryLength], memoryLength) + context.fullDepthFlops[s]!,
         timeMs, thresholds,
       };
       if (options.recordSimilarities) {
@@ -189,14 +199,15 @@ export class MuEModel {
     });
   }
 
-  /** FLOPs of the same request at full depth: every encoder layer per stream, every decoder layer per token. */
-  private fullDepthFlops(streamLengths: number[], memoryLength: number, generatedTokens: number, beams: number): number {
+  /**
+   * Full-depth FLOPs of the request's encoder side: every encoder layer per stream, and every decoder
+   * layer's cross K/V. The decoding steps' full-depth cost is counted as they run (DecoderContext).
+   */
+  private fullDepthEncoderFlops(streamLengths: number[], memoryLength: number): number {
     const c = this.config;
     let total = imageEmbeddingFlops(c);
     for (const length of streamLengths) total += c.encoderLayers * encoderLayerFlops(c, length);
-    total += c.decoderLayers * crossKeyValueFlops(c, memoryLength);
-    for (let position = 0; position < generatedTokens; position++) total += beams * (c.decoderLayers * decoderStepFlops(c, position, memoryLength) + headFlops(c));
-    return total;
+    return total + c.decoderLayers * crossKeyValueFlops(c, memoryLength);
   }
 
   private resolveThresholds(options: InferenceOptions): ExitThresholds {
