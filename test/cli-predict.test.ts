@@ -99,6 +99,9 @@ test('fine-tune from a checkpoint on an SNLI-VE fixture (--init-from, --data snl
   const report = JSON.parse(readFileSync(out, 'utf8'));
   assert.equal(report.data, data);
   assert.equal(report.count, 3, 'the fixture test split has 3 examples');
+  const { stdout: calibrated } = await mue('calibrate', '--model', tuned, '--data', data, '--split', 'validation', '--count', '10', '--target-retention', '0.9');
+  assert.match(calibrated, /wrote .*exits\.json/);
+  assert.equal(JSON.parse(readFileSync(join(tuned, 'exits.json'), 'utf8')).calibration.data, data);
   assert.match(await failure('train', '--task', 'caption', '--data', data, '--preset', 'tiny', '--out', join(workDir, 'x')), /snli-ve is a ve data set but the task is caption/);
   assert.match(await failure('train', '--task', 've', '--init-from', modelDir, '--data', data, '--out', join(workDir, 'y')), /takes 32-pixel images; pass --image-size 32/);
 });

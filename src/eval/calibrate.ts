@@ -9,12 +9,14 @@ import { join } from 'node:path';
 import type { Split } from '../data/sceneworld.js';
 import { writeFileAtomic } from '../model/atomicWrite.js';
 import { EXITS_FILE, MuEModel, type ExitThresholds, type InferenceOptions } from '../runtime/mueModel.js';
-import { mean, runMethod, sceneWorldEvalSet, scoreRun, sum, type EvalExample, type MethodRun } from './evaluate.js';
+import { evaluationSet, mean, runMethod, scoreRun, sum, type EvalExample, type MethodRun } from './evaluate.js';
 
 export const CALIBRATION_GRID = [0.999, 0.995, 0.99, 0.98, 0.97, 0.96, 0.95, 0.93, 0.9, 0.87, 0.85, 0.8, 0.75, 0.7];
 
 export interface CalibrationOptions {
   modelDir: string;
+  /** `sceneworld` (default), `snli-ve:DIR` or `coco:DIR`. */
+  data?: string;
   split: Split;
   count: number;
   seed: number;
@@ -43,7 +45,7 @@ export async function calibrate(options: CalibrationOptions): Promise<Calibratio
   if (options.delta !== undefined && !(options.delta > 0 && options.delta < 1)) throw new Error(`--delta must be in (0, 1) (got ${options.delta})`);
   const model = await MuEModel.load(options.modelDir, { threads: options.threads });
   try {
-    const examples = sceneWorldEvalSet(model.task, options.split, options.count, options.seed, model.config.imageSize);
+    const { examples } = await evaluationSet(model, options.data ?? 'sceneworld', options.split, options.count, options.seed);
     let runs = 0;
     const evaluate = async (thresholds: ExitThresholds) => {
       const run = await runMethod(model, examples, thresholds as InferenceOptions);

@@ -4,12 +4,13 @@
 //     (encoder layers weighted by the stream's real tokens, decoder layers counted per generated token);
 //   flopRatio      = FLOPs executed / FLOPs of the same requests at full depth;
 //   timeRatio      = wall-clock time / full-depth wall-clock time, same inputs, same process.
-import { sceneWorldRecord, type TaskRecord } from '../data/dataSource.js';
+import { openDataSource, sceneWorldRecord, takeRecords, type TaskRecord } from '../data/dataSource.js';
 import { CAPTION_PROMPT, type Split } from '../data/sceneworld.js';
 import { encodeText } from '../data/preprocess.js';
 import type { Task } from '../model/checkpoint.js';
 import type { InferenceOptions, MuEModel, Telemetry } from '../runtime/mueModel.js';
 import { scoreCaptions } from './captionMetrics.js';
+import { fitsModel, fromTaskRecord } from '../train/batch.js';
 import type { MethodResult } from './types.js';
 
 /** One evaluation input with its ground truth and difficulty group. */
@@ -17,6 +18,18 @@ export type EvalExample = TaskRecord;
 
 export function sceneWorldEvalSet(task: Task, split: Split, count: number, seed: number, imageSize: number): EvalExample[] {
   return Array.from({ length: count }, (_, index) => sceneWorldRecord(task, split, index, seed, imageSize));
+}
+
+/**
+ * The examples of `data` (see openDataSource) to evaluate a model on. Inputs longer than the
+ * model's text limit cannot be run: they are left out and counted.
+ */
+export async function evaluationSet(model: MuEModel, data: string, split: Split, count: number, seed: number): Promise<{ examples: EvalExample[]; skippedTooLong: number }> {
+  const records = await takeRecords(openDataSource(data, model.task, seed), split, count, model.config.imageSize);
+  const textOnly = { ...model.config, maxTargetLength: Number.MAX_SAFE_INTEGER }; // references are never encoded
+  const examples = records.filter((record) => fitsModel(fromTaskRecord(record, 0), model.tokenizer, textOnly));
+  if (examples.length === 0) throw new Error(`every ${split} example is longer than the model's text limit (${model.config.maxTextLength} tokens)`);
+  return { examples, skippedTooLong: records.length - examples.length };
 }
 
 /** The outputs of one pass over the set. */

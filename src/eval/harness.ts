@@ -2,12 +2,10 @@
 // inputs, in one process, into one EvaluationReport.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { openDataSource, takeRecords } from '../data/dataSource.js';
 import type { Split } from '../data/sceneworld.js';
-import { fitsModel, fromTaskRecord } from '../train/batch.js';
 import { describe } from './calibrate.js';
 import { EXITS_FILE, MuEModel, readExitThresholds, type InferenceOptions, type Telemetry } from '../runtime/mueModel.js';
-import { mean, runMethod, runPaired, summariseRun, type MethodRun } from './evaluate.js';
+import { evaluationSet, mean, runMethod, runPaired, summariseRun, type MethodRun } from './evaluate.js';
 import { methodSweeps, type ModelRole } from './methods.js';
 import type { EvaluationReport, MethodResult } from './types.js';
 
@@ -42,10 +40,7 @@ export async function evaluateModels(options: HarnessOptions): Promise<Evaluatio
       if (model.task !== main.task) throw new Error(`the ${role} model is a ${model.task} model but the main model is ${main.task}`);
       if (role === 'joint' && model.config.encoderMode !== 'joint') throw new Error(`--joint-model ${options.jointModelDir} was not trained with --encoder-mode joint`);
     }
-    const records = await takeRecords(openDataSource(options.data ?? 'sceneworld', main.task, options.seed), options.split, options.count, main.config.imageSize);
-    // Inputs longer than the model's text limit cannot be run; they are counted in the report.
-    const examples = records.filter((record) => fitsModel(fromTaskRecord(record, 0), main.tokenizer, { ...main.config, maxTargetLength: Number.MAX_SAFE_INTEGER }));
-    if (examples.length === 0) throw new Error(`every ${options.split} example is longer than the model's text limit (${main.config.maxTextLength} tokens)`);
+    const { examples, skippedTooLong } = await evaluationSet(main, options.data ?? 'sceneworld', options.split, options.count, options.seed);
     const sweeps = methodSweeps(main.task, main.config).filter((s) => models.has(s.role) && (!options.methods || options.methods.includes(s.method)));
     const total = (models.size + sweeps.length) * examples.length;
     let done = 0;
@@ -82,7 +77,7 @@ export async function evaluateModels(options: HarnessOptions): Promise<Evaluatio
     }
     const fullDepth = baselines.get('main')!.result;
     return {
-      model: options.modelDir, task: main.task, data: options.data ?? 'sceneworld', split: options.split, count: examples.length, skippedTooLong: records.length - examples.length, seed: options.seed,
+      model: options.modelDir, task: main.task, data: options.data ?? 'sceneworld', split: options.split, count: examples.length, skippedTooLong, seed: options.seed,
       command: options.command, createdAt: new Date().toISOString(),
       encoderLayers: main.config.encoderLayers, decoderLayers: main.config.decoderLayers,
       qualityName: main.task === 've' ? 'accuracy' : 'CIDEr-D',

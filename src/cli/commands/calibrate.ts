@@ -1,5 +1,6 @@
 // `mue calibrate`: choose exit thresholds for a target retention and store them in exits.json.
 import type { Command } from 'commander';
+import { DATA_SPEC_HELP } from '../../data/dataSource.js';
 import { SPLITS } from '../../data/sceneworld.js';
 import { calibrate, describe, writeExitsFile } from '../../eval/calibrate.js';
 import { parseChoice, parseInteger, parseNumber } from '../options.js';
@@ -11,6 +12,7 @@ export function registerCalibrateCommand(program: Command): void {
     .description('find the cheapest exit thresholds that keep a target retention; writes MODEL/exits.json')
     .requiredOption('--model <dir>', 'model directory')
     .option('--target-retention <x>', 'quality to keep, relative to full depth', parseNumber('--target-retention'), 0.99)
+    .option('--data <spec>', DATA_SPEC_HELP, 'sceneworld')
     .option('--split <split>', 'calibration split', parseChoice('--split', SPLITS), 'validation')
     .option('--count <n>', 'calibration examples', parseInteger('--count', 1), 500)
     .option('--seed <n>', 'SceneWorld seed', parseInteger('--seed'), 1)
@@ -21,7 +23,7 @@ export function registerCalibrateCommand(program: Command): void {
       const bar = progressBar('runs');
       bar.start(1, 0, { rate: '', status: 'full depth' });
       const result = await calibrate({
-        modelDir: raw.model as string, split: raw.split as (typeof SPLITS)[number], count: raw.count as number, seed: raw.seed as number,
+        modelDir: raw.model as string, data: raw.data as string, split: raw.split as (typeof SPLITS)[number], count: raw.count as number, seed: raw.seed as number,
         targetRetention: raw.targetRetention as number, delta: raw.delta as number | undefined, threads: raw.threads as number | undefined,
         onProgress: (done, status) => {
           bar.setTotal(done + 1);
@@ -35,7 +37,7 @@ export function registerCalibrateCommand(program: Command): void {
       console.log(`\nchosen (${result.method}${result.delta !== undefined ? `, δ=${result.delta}` : ''}): ${describe(result.thresholds)}`);
       console.log(`${raw.split as string} retention ${(100 * result.retention).toFixed(2)}% (target ${(100 * result.target).toFixed(1)}%), FLOPs ${(100 * result.flopRatio).toFixed(1)}% of full depth`);
       if (!raw.dryRun) {
-        const path = writeExitsFile(raw.model as string, result, { split: raw.split, count: raw.count, seed: raw.seed });
+        const path = writeExitsFile(raw.model as string, result, { data: raw.data, split: raw.split, count: raw.count, seed: raw.seed });
         console.log(`wrote ${path}`);
       }
     });
