@@ -124,3 +124,17 @@ test('bad data specs and malformed files are refused with the file, line and pro
   assert.match(await coco('{"images": [{"filename": "x.jpg", "split": "test", "sentences": []}]}'), /images\[0\] needs "sentences"/);
   assert.match(await coco('{"images": [{"filename": "x.jpg", "split": "val", "sentences": [{"raw": "a"}]}]}'), /has no test examples/);
 });
+
+test('a reader stopped early closes its file (no descriptor left open)', async () => {
+  const { readdirSync } = await import('node:fs');
+  const { readLines } = await import('../src/data/snliVe.js');
+  const { join } = await import('node:path');
+  const file = join(import.meta.dirname, 'fixtures', 'datasets', 'snli-ve-tsv', 'snli_ve_train.tsv');
+  const openDescriptors = () => readdirSync('/proc/self/fd').length;
+  const before = openDescriptors();
+  for (let i = 0; i < 20; i++) {
+    for await (const _line of readLines(file)) break;
+  }
+  await new Promise((resolve) => setTimeout(resolve, 50)); // stream destruction completes asynchronously
+  assert.ok(openDescriptors() - before < 5, `${openDescriptors() - before} descriptors left open after 20 early stops`);
+});

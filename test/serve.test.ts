@@ -73,6 +73,28 @@ describe('DynamicBatcher', () => {
     assert.equal((await batcher.submit({}, 2)).output, 2);
   });
 
+  test('a busy options group cannot starve another: the group with the oldest request runs first', async () => {
+    const { batcher, batches } = recordingBatcher({ maxBatch: 2, maxWaitMs: 0 }, 20);
+    const busy = [1, 2, 3, 4, 5, 6].map((input) => batcher.submit({ t: 1 }, input));
+    await delay(5); // the first busy batch is running; the rest of group 1 keeps its queue full
+    const lone = batcher.submit({ t: 2 }, 7);
+    const moreBusy = [8, 9].map((input) => batcher.submit({ t: 1 }, input));
+    await Promise.all([...busy, lone, ...moreBusy]);
+    // First come, first served across groups: the lone request runs before request 9, which came after it.
+    const loneBatch = batches.findIndex((batch) => batch.options === '{"t":2}');
+    const laterBatch = batches.findIndex((batch) => batch.inputs.includes(9));
+    assert.ok(loneBatch < laterBatch, `batches ran as ${JSON.stringify(batches.map((b) => b.inputs))}`);
+  });
+
+  test('drain() waits for the batch that is running', async () => {
+    const { batcher } = recordingBatcher({ maxWaitMs: 0 }, 50);
+    let finished = false;
+    void batcher.submit({ t: 1 }, 1).then(() => { finished = true; });
+    await delay(5);
+    await batcher.drain();
+    assert.equal(finished, true);
+  });
+
   test('limits are validated', () => {
     assert.throws(() => new DynamicBatcher(async () => [], { maxBatch: 0, maxWaitMs: 0, maxQueue: 1, timeoutMs: 1 }), /maxBatch must be ≥ 1/);
   });

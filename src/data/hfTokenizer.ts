@@ -37,7 +37,9 @@ export class HuggingFaceTokenizer implements TextTokenizer {
     this.eosId = special('eos');
     this.unkId = special('unk');
     // Ids need not be dense, so the embedding table must reach the largest one.
-    this.vocabSize = Math.max(...this.tokenizer.get_vocab(true).values()) + 1;
+    let largestId = -1; // a loop, not Math.max(...ids): spreading 130k+ ids overflows the call stack
+    for (const id of this.tokenizer.get_vocab(true).values()) if (id > largestId) largestId = id;
+    this.vocabSize = largestId + 1;
   }
 
   encode(text: string): number[] {

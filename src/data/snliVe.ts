@@ -19,7 +19,8 @@ const IMAGE_FOLDERS = ['flickr30k_images', 'flickr30k-images'];
 
 /** Non-empty lines of a text file with their 1-based numbers, read as a stream. */
 export async function* readLines(path: string): AsyncGenerator<{ line: string; number: number }> {
-  const lines = createInterface({ input: createReadStream(path, { encoding: 'utf8' }), crlfDelay: Infinity });
+  const input = createReadStream(path, { encoding: 'utf8' });
+  const lines = createInterface({ input, crlfDelay: Infinity });
   let number = 0;
   try {
     for await (const line of lines) {
@@ -27,7 +28,9 @@ export async function* readLines(path: string): AsyncGenerator<{ line: string; n
       if (line.trim().length > 0) yield { line, number };
     }
   } finally {
+    // Closing readline only pauses its input: destroy the stream so an early stop frees the file.
     lines.close();
+    input.destroy();
   }
 }
 

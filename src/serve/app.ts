@@ -104,6 +104,8 @@ export async function buildServer(model: MuEModel, limits: ServeLimits = DEFAULT
     if ((task === 'entail') !== (model.task === 've')) {
       throw new HttpError(400, `this server's model is a ${model.task} model: use POST ${model.task === 've' ? '/v1/entail' : '/v1/caption'}`);
     }
+    // Refuse before decoding anything when the queue is already full (decoding would only add load).
+    if (batcher.queueDepth >= limits.maxQueue) throw new HttpError(503, `the queue is full (${limits.maxQueue} requests waiting)`, { 'retry-after': RETRY_AFTER_SECONDS });
     const raw = request.isMultipart() ? await fromMultipart(request.parts()) : fromJsonBody(request.body);
     const inference = await validateRequest(raw, task, facts, { maxBytes: maxBodyBytes, maxPixels });
     let batched;

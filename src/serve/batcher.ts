@@ -55,6 +55,11 @@ export class DynamicBatcher<Options, Input, Output> {
     }
   }
 
+  /** Resolves once no batch is running and none is queued (graceful shutdown awaits it). */
+  async drain(): Promise<void> {
+    while (this.running || this.queued > 0) await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+
   /** Requests waiting for a batch (not counting the one running). */
   get queueDepth(): number {
     return this.queued;
@@ -88,22 +93,31 @@ export class DynamicBatcher<Options, Input, Output> {
     item.reject(new RequestTimeoutError(`no answer within ${this.limits.timeoutMs} ms`));
   }
 
-  /** Starts the first group that is full or has waited long enough, else wakes up when the oldest has. */
+  /**
+   * Starts, among the groups that are full or have waited long enough, the one whose oldest
+   * request is oldest (so a busy group cannot starve the others); else wakes up when one is due.
+   */
   private schedule(): void {
     if (this.running) return;
     clearTimeout(this.wakeTimer);
     this.wakeTimer = undefined;
     const now = performance.now();
     let earliestDeadline = Infinity;
+    let due: [string, Group<Options, Input, Output>] | undefined;
     for (const [key, group] of this.groups) {
       const deadline = group.items[0]!.enqueuedAt + this.limits.maxWaitMs;
       if (group.items.length >= this.limits.maxBatch || deadline <= now) {
-        const items = group.items.splice(0, this.limits.maxBatch);
-        if (group.items.length === 0) this.groups.delete(key);
-        void this.run(group.options, items);
-        return;
+        if (!due || group.items[0]!.enqueuedAt < due[1].items[0]!.enqueuedAt) due = [key, group];
+      } else {
+        earliestDeadline = Math.min(earliestDeadline, deadline);
       }
-      earliestDeadline = Math.min(earliestDeadline, deadline);
+    }
+    if (due) {
+      const [key, group] = due;
+      const items = group.items.splice(0, this.limits.maxBatch);
+      if (group.items.length === 0) this.groups.delete(key);
+      void this.run(group.options, items);
+      return;
     }
     if (earliestDeadline < Infinity) this.wakeTimer = setTimeout(() => this.schedule(), earliestDeadline - now);
   }
@@ -113,9 +127,10 @@ export class DynamicBatcher<Options, Input, Output> {
     this.queued -= items.length;
     const started = performance.now();
     for (const item of items) item.state = 'running';
-    this.onBatchStart(items.length);
     try {
+      this.onBatchStart(items.length);
       const outputs = await this.runBatch(options, items.map((item) => item.input));
+      if (outputs.length !== items.length) throw new Error(`the batch returned ${outputs.length} results for ${items.length} requests`);
       items.forEach((item, index) => settle(item, (pending) => pending.resolve({ output: outputs[index]!, batchSize: items.length, queueMs: started - pending.enqueuedAt })));
     } catch (error) {
       for (const item of items) settle(item, (pending) => pending.reject(error instanceof Error ? error : new Error(String(error))));

@@ -21,17 +21,26 @@ export function registerServeCommand(program: Command): void {
     .action(async (raw: Record<string, unknown>) => {
       if ((raw.port as number) > 65535) throw new Error(`--port must be at most 65535 (got ${raw.port as number})`);
       const model = await MuEModel.load(raw.model as string, { threads: raw.threads as number | undefined });
-      const { app } = await buildServer(model, {
+      const { app, batcher } = await buildServer(model, {
         maxBatch: raw.maxBatch as number, maxWaitMs: raw.maxWaitMs as number, maxQueue: raw.maxQueue as number,
         timeoutMs: raw.timeoutMs as number, maxBodyBytes: raw.maxBodyBytes as number, maxPixels: raw.maxPixels as number,
       });
       const address = await app.listen({ host: raw.host as string, port: raw.port as number });
       console.log(`mue serve: ${model.task} model ${raw.model as string} listening on ${address}`);
       await new Promise<void>((resolve) => {
+        let stopping = false;
         const shutDown = (signal: string) => {
+          if (stopping) return;
+          stopping = true;
           console.log(`mue serve: ${signal}, finishing in-flight requests`);
-          // close() stops accepting, answers new requests on open connections with 503 and waits for in-flight ones.
-          void app.close().then(() => model.dispose()).then(resolve);
+          // close() stops accepting, answers new requests on open connections with 503 and waits for
+          // unanswered ones; drain() then waits for a batch still running (e.g. for a timed-out request)
+          // so the model is never disposed under it.
+          app.close().then(() => batcher.drain()).then(() => model.dispose()).then(resolve, (error: unknown) => {
+            console.error(`mue serve: shutdown failed: ${error instanceof Error ? error.message : String(error)}`);
+            process.exitCode = 1;
+            resolve();
+          });
         };
         process.once('SIGTERM', shutDown);
         process.once('SIGINT', shutDown);
