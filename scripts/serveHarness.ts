@@ -64,18 +64,3 @@ export function describeModel(directory: string): Record<string, unknown> {
   const { task, dim, encoderLayers, decoderLayers, imageSize } = config;
   return { directory, task, weights, dim, encoderLayers, decoderLayers, imageSize };
 }
-
-/** A `preset`-shaped checkpoint with random weights (SceneWorld tokenizer, 64×64 images), for load tests that need a model heavier than tiny. */
-export async function saveRandomModel(directory: string, preset: string, task: 've' | 'caption'): Promise<void> {
-  const { initTensorflow } = await import('../src/model/backend.js');
-  const { presetConfig } = await import('../src/model/config.js');
-  const { saveCheckpoint } = await import('../src/model/checkpoint.js');
-  const { TfModel } = await import('../src/model/tfModel.js');
-  const { fromVariables } = await import('../src/train/trainer.js');
-  const { sceneWorldTokenizer } = await import('../src/data/sceneworld.js');
-  await initTensorflow();
-  const tokenizer = sceneWorldTokenizer();
-  const model = TfModel.initialise(presetConfig(preset, tokenizer.vocabSize), 1);
-  saveCheckpoint(directory, { task, config: model.config, tokenizer, weights: fromVariables(model.weights) });
-  model.dispose();
-}

@@ -161,6 +161,11 @@ const BASE_CONFIG = {
   title: { fontSize: 14, anchor: 'start', subtitleFontSize: 11 },
 } as const;
 
+/** What every single-view plot shares: schema, titled header, size and look. */
+function singleViewFrame(title: string, subtitle: string) {
+  return { $schema: 'https://vega.github.io/schema/vega-lite/v6.json', title: { text: title, subtitle }, width: PLOT_WIDTH, height: PLOT_HEIGHT, config: BASE_CONFIG };
+}
+
 /** Full depth as a black diamond with a text label, layered on a cost plot. */
 function fullDepthMarker(report: EvaluationReport, xField: keyof CostPoint) {
   const data = { values: [costPoint(report.fullDepth)] };
@@ -178,11 +183,7 @@ function costPlot(report: EvaluationReport, xField: keyof CostPoint, id: string,
     id: `quality-vs-${id}`,
     caption: `Each line is one method swept over its knob; the black diamond is full depth.`,
     spec: {
-      $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-      title: { text: title, subtitle: report.model },
-      width: PLOT_WIDTH,
-      height: PLOT_HEIGHT,
-      config: BASE_CONFIG,
+      ...singleViewFrame(title, report.model),
       layer: [
         {
           data: { values: sweepResults(report).map(costPoint) },
@@ -221,11 +222,7 @@ function paretoPlot(report: EvaluationReport): Plot {
     id: 'pareto-front',
     caption: `Grey: every setting of every method. Coloured and joined: the ${front.length} settings that no other setting beats on both retention and time ratio.`,
     spec: {
-      $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-      title: { text: title, subtitle: 'non-dominated settings across all methods' },
-      width: PLOT_WIDTH,
-      height: PLOT_HEIGHT,
-      config: BASE_CONFIG,
+      ...singleViewFrame(title, 'non-dominated settings across all methods'),
       layer: [
         { data: { values: all }, mark: { type: 'point', color: '#b0b0b0', size: 40 }, encoding },
         { data: { values: front }, mark: { type: 'line', color: '#222', strokeWidth: 1.5 }, encoding: { ...encoding, order: { field: 'timeRatio', type: 'quantitative' } } },
@@ -289,11 +286,7 @@ function decoderByPositionPlot(report: EvaluationReport, result: MethodResult, s
     id: 'decoder-by-position',
     caption: `Mean decoder depth spent on the t-th generated token, for ${settingLabel}; dashed: all ${report.decoderLayers} layers.`,
     spec: {
-      $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-      title: { text: title, subtitle: settingLabel },
-      width: PLOT_WIDTH,
-      height: PLOT_HEIGHT,
-      config: BASE_CONFIG,
+      ...singleViewFrame(title, settingLabel),
       layer: [
         {
           data: { values: result.decoderByPosition.map((layers, index) => ({ position: index + 1, layers })) },
@@ -323,11 +316,7 @@ function depthByGroupPlot(report: EvaluationReport, result: MethodResult, settin
     id: 'depth-by-group',
     caption: `Mean encoder and decoder depth per ${groupKind}, for ${settingLabel}.`,
     spec: {
-      $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-      title: { text: title, subtitle: settingLabel },
-      width: PLOT_WIDTH,
-      height: PLOT_HEIGHT,
-      config: BASE_CONFIG,
+      ...singleViewFrame(title, settingLabel),
       data: { values: rows },
       mark: 'bar',
       encoding: {
@@ -349,11 +338,7 @@ function saturationPlot(report: EvaluationReport): Plot {
     id: 'saturation',
     caption: 'Mean cosine similarity between a layer’s output and the previous layer’s, per stream; near 1 means later layers change little.',
     spec: {
-      $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-      title: { text: title, subtitle: 'mean cos(hᵢ, hᵢ₋₁) per layer' },
-      width: PLOT_WIDTH,
-      height: PLOT_HEIGHT,
-      config: BASE_CONFIG,
+      ...singleViewFrame(title, 'mean cos(hᵢ, hᵢ₋₁) per layer'),
       data: { values: rows },
       mark: { type: 'line', point: true },
       encoding: {
