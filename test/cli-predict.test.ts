@@ -104,6 +104,15 @@ test('fine-tune from a checkpoint on an SNLI-VE fixture (--init-from, --data snl
   assert.equal(JSON.parse(readFileSync(join(tuned, 'exits.json'), 'utf8')).calibration.data, data);
   assert.match(await failure('train', '--task', 'caption', '--data', data, '--preset', 'tiny', '--out', join(workDir, 'x')), /snli-ve is a ve data set but the task is caption/);
   assert.match(await failure('train', '--task', 've', '--init-from', modelDir, '--data', data, '--out', join(workDir, 'y')), /takes 32-pixel images; pass --image-size 32/);
+  // The joint ablation can start from the same (decomposed) checkpoint: both modes share every parameter.
+  const joint = join(workDir, 've-tuned-joint');
+  await mue('train', '--task', 've', '--init-from', tuned, '--encoder-mode', 'joint', '--data', data, '--image-size', '32', '--steps', '1', '--batch-size', '4',
+    '--warmup-steps', '0', '--validation-size', '3', '--out', joint);
+  assert.deepEqual(config(joint), { ...config(tuned), encoderMode: 'joint' });
+  const fromJoint = join(workDir, 've-tuned-from-joint');
+  await mue('train', '--task', 've', '--init-from', joint, '--data', data, '--image-size', '32', '--steps', '1', '--batch-size', '4',
+    '--warmup-steps', '0', '--validation-size', '3', '--out', fromJoint);
+  assert.equal(config(fromJoint).encoderMode, 'joint', 'without --encoder-mode a fine-tune keeps the checkpoint\'s mode');
 });
 
 test('bad input to mue predict gets a one-line error and exit code 1', async () => {

@@ -241,8 +241,9 @@ function startingPoint(options: TrainOptions): { config: ModelConfig; tokenizer:
     const checkpoint = loadCheckpoint(options.initFrom);
     const { config } = checkpoint;
     if (config.imageSize !== options.imageSize) throw new Error(`--init-from ${options.initFrom} takes ${config.imageSize}-pixel images; pass --image-size ${config.imageSize}`);
-    if (config.encoderMode !== options.encoderMode) throw new Error(`--init-from ${options.initFrom} has a ${config.encoderMode} encoder; pass --encoder-mode ${config.encoderMode}`);
-    return { config, tokenizer: checkpoint.tokenizer, weights: checkpoint.weights };
+    // The joint and decomposed encoders share every parameter (they differ only in which tokens
+    // attend to which), so a fine-tune may switch modes, e.g. the joint ablation from the same start.
+    return { config: { ...config, encoderMode: options.encoderMode }, tokenizer: checkpoint.tokenizer, weights: checkpoint.weights };
   }
   const tokenizer = options.tokenizerFile ? readTokenizerFile(options.tokenizerFile) : sceneWorldTokenizer();
   return { tokenizer, config: presetConfig(options.preset, tokenizer.vocabSize, { encoderMode: options.encoderMode, imageSize: options.imageSize }) };

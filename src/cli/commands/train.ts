@@ -1,7 +1,7 @@
 // `mue train`: MuE training with the layer-wise task loss on SceneWorld or a real data set (--data).
 import type { Command } from 'commander';
 import { DATA_SPEC_HELP } from '../../data/dataSource.js';
-import { TASKS } from '../../model/checkpoint.js';
+import { loadCheckpoint, TASKS } from '../../model/checkpoint.js';
 import { PRESETS } from '../../model/config.js';
 import { LOSS_MODES } from '../../train/loss.js';
 import { DEFAULT_TRAIN_OPTIONS, train, type TrainOptions } from '../../train/trainer.js';
@@ -16,7 +16,7 @@ export function registerTrainCommand(program: Command): void {
     .requiredOption('--task <task>', `task: ${TASKS.join(' | ')}`, parseChoice('--task', TASKS))
     .requiredOption('--out <dir>', 'checkpoint directory')
     .option('--preset <name>', `model size: ${Object.keys(PRESETS).join(' | ')}`, parseChoice('--preset', Object.keys(PRESETS)), d.preset)
-    .option('--encoder-mode <mode>', 'decomposed (MuE) | joint (ablation)', parseChoice('--encoder-mode', ['decomposed', 'joint'] as const), d.encoderMode)
+    .option('--encoder-mode <mode>', `decomposed (MuE) | joint (ablation) (default: the --init-from checkpoint's, else "${d.encoderMode}")`, parseChoice('--encoder-mode', ['decomposed', 'joint'] as const))
     .option('--loss <mode>', `${LOSS_MODES.join(' | ')} (ablation)`, parseChoice('--loss', LOSS_MODES), d.lossMode)
     .option('--steps <n>', 'optimizer steps', parseInteger('--steps', 1), d.steps)
     .option('--batch-size <n>', 'examples per step', parseInteger('--batch-size', 1), d.batchSize)
@@ -31,7 +31,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--validation-size <n>', 'validation examples', parseInteger('--validation-size', 1), d.validationSize)
     .option('--checkpoint-every <n>', 'checkpoint every n steps', parseInteger('--checkpoint-every', 1), d.checkpointEvery)
     .option('--data <spec>', DATA_SPEC_HELP, d.data)
-    .option('--init-from <dir>', 'fine-tune: start from this checkpoint (its config and tokenizer; --image-size and --encoder-mode must match)')
+    .option('--init-from <dir>', 'fine-tune: start from this checkpoint (its config and tokenizer; --image-size must match, --encoder-mode may differ)')
     .option('--tokenizer <file>', 'Hugging Face tokenizer.json (BPE, WordPiece, …) for a fresh model on real text (default: SceneWorld words)')
     .option('--stop-at <step>', 'pause after this step (checkpoint saved); continue later with --resume', parseInteger('--stop-at', 1))
     .option('--resume', 'continue the run saved in --out')
@@ -40,7 +40,9 @@ export function registerTrainCommand(program: Command): void {
       if (raw.resume && raw.overwrite) throw new Error('--resume and --overwrite exclude each other');
       const options: TrainOptions = {
         task: raw.task as TrainOptions['task'], outDir: raw.out as string, preset: raw.preset as string,
-        encoderMode: raw.encoderMode as TrainOptions['encoderMode'], lossMode: raw.loss as TrainOptions['lossMode'],
+        encoderMode: (raw.encoderMode as TrainOptions['encoderMode'] | undefined)
+          ?? (raw.initFrom ? loadCheckpoint(raw.initFrom as string).config.encoderMode : d.encoderMode),
+        lossMode: raw.loss as TrainOptions['lossMode'],
         steps: raw.steps as number, batchSize: raw.batchSize as number, learningRate: raw.learningRate as number,
         warmupSteps: raw.warmupSteps as number, weightDecay: raw.weightDecay as number, clipNorm: raw.clipNorm as number,
         labelSmoothing: raw.labelSmoothing as number, seed: raw.seed as number, imageSize: raw.imageSize as number,
