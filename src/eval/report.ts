@@ -67,7 +67,7 @@ export async function renderReport(report: EvaluationReport, outDir: string): Pr
   return { htmlPath, svgCount: svgs.length };
 }
 
-async function renderSvg(spec: TopLevelSpec): Promise<string> {
+export async function renderSvg(spec: TopLevelSpec): Promise<string> {
   const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
   try {
     return await view.toSVG();
