@@ -17,8 +17,15 @@ interface CurvePoint {
 function validationPoints(run: string, logPath: string): CurvePoint[] {
   return readFileSync(logPath, 'utf8')
     .split('\n')
-    .filter((line) => line.trim() !== '')
-    .map((line) => JSON.parse(line) as { type: string; step: number; accuracy?: number })
+    .map((line, index) => ({ line, number: index + 1 }))
+    .filter(({ line }) => line.trim() !== '')
+    .map(({ line, number }) => {
+      try {
+        return JSON.parse(line) as { type: string; step: number; accuracy?: number };
+      } catch {
+        throw new Error(`${logPath}:${number} is not a JSON record (a truncated or edited log?)`);
+      }
+    })
     .filter((record) => record.type === 'validation' && typeof record.accuracy === 'number')
     .map((record) => ({ run, task: run.includes('caption') ? 'captioning (next-token accuracy)' : 'visual entailment (answer accuracy)', step: record.step, accuracyPercent: 100 * record.accuracy! }));
 }
