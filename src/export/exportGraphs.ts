@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import type { ModelConfig } from '../model/config.js';
 import type { NamedArray } from '../model/safetensors.js';
 import { writeFileAtomic } from '../model/atomicWrite.js';
-import { fullStackPieces, layerPieces } from './layerGraphs.js';
-import { OPSET_VERSION, type TensorSignature } from './onnxBuilder.js';
+import { fullStackPieces, layerPieces } from '../graph/layerGraphs.js';
+import { OPSET_VERSION, type TensorSignature } from '../graph/onnxBuilder.js';
 
 export const MANIFEST_FILE = 'manifest.json';
 

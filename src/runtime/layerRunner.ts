@@ -1,12 +1,12 @@
 // Runs the model piece by piece with onnxruntime: one InferenceSession per ONNX graph of
-// src/export/layerGraphs.ts, so early-exit logic decides in TypeScript between layers.
+// src/graph/layerGraphs.ts, so early-exit logic decides in TypeScript between layers.
 // A thin layer: inputs are wrapped as ort.Tensor views (no copies), outputs returned as is.
 // Shapes: B batch, T sequence, t cached decoder positions, M memory tokens, D width, V vocabulary;
 // every array is row-major float32 with those dims, keys/values token-major (B, T, D).
 import * as ort from 'onnxruntime-node';
 import type { ModelConfig } from '../model/config.js';
 import type { NamedArray } from '../model/safetensors.js';
-import { fullStackPieces, layerPieces } from '../export/layerGraphs.js';
+import { fullStackPieces, layerPieces } from '../graph/layerGraphs.js';
 
 export interface LayerRunnerOptions {
   /** Intra-op threads per session (default: defaultThreads(config)). */
