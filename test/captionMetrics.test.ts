@@ -4,8 +4,8 @@ import { describe, it } from 'node:test';
 
 import { scoreCaptions, type CaptionScores } from '../src/eval/captionMetrics.js';
 
-// Reference values live in <repoRoot>/../shared, beside the repository checkout.
-const fixtureDirectory = new URL('../../shared/fixtures/caption-metrics/', import.meta.url);
+// Reference values: test/fixtures/caption-metrics/ (see its README).
+const fixtureDirectory = new URL('./fixtures/caption-metrics/', import.meta.url);
 const TOLERANCE = 1e-6;
 
 interface CaptionFixture {

@@ -11,8 +11,8 @@ import { Command } from 'commander';
 import { registerScoreCommand } from '../src/cli/commands/score.js';
 
 const repoRoot = fileURLToPath(new URL('../', import.meta.url));
-// Reference values live in <repoRoot>/../shared, beside the repository checkout.
-const fixtureUrl = new URL('../../shared/fixtures/caption-metrics/set-b.json', import.meta.url);
+// Reference values: test/fixtures/caption-metrics/ (see its README).
+const fixtureUrl = new URL('./fixtures/caption-metrics/set-b.json', import.meta.url);
 
 interface CaptionFixture {
   references: Record<string, string[]>;
