@@ -15,7 +15,7 @@ import { buildOfaTokenizerJson } from '../src/data/ofaTokenizer.js';
 import { checkOfaArchitecture, readOfaCheckpointWeights, type OfaCheckpointWeights } from '../src/model/ofaCheckpoint.js';
 import { convertOfaCheckpoint } from '../src/model/ofaConvert.js';
 import { decodeSafetensors, float32ToFloat16Bits, type NamedArray } from '../src/model/safetensors.js';
-import { TorchFile } from '../src/model/torchCheckpoint.js';
+import { isFloatingDtype, tensorToFloat32, tensorToInt64, toPlainData, TorchFile, TorchTensor } from '../src/model/torchCheckpoint.js';
 
 const fixtures = join(import.meta.dirname, 'fixtures', 'ofa');
 const checkpointFp32 = join(fixtures, 'tiny-mue', 'checkpoint.pt.gz');
@@ -76,6 +76,30 @@ function imageBucket(row: number, column: number, bucketSize: number): number {
   const dColumn = (p % bucketSize) - (q % bucketSize) + bucketSize - 1;
   return dRow * (2 * bucketSize - 1) + dColumn;
 }
+
+describe('TorchFile: the torch zip + pickle reader on small real torch.save files', () => {
+  const read = (file: string) => TorchFile.read(join(fixtures, 'other', file));
+  const values = (file: TorchFile, tensor: TorchTensor) => {
+    const bytes = file.storageBytes([tensor.storage]).get(tensor.storage.key)!;
+    return isFloatingDtype(tensor.dtype) ? [...tensorToFloat32(tensor, bytes, 'x')] : [...tensorToInt64(tensor, bytes, 'x')].map(Number);
+  };
+
+  it('honours strides: a permuted (non-contiguous) int64 tensor comes out row-major', () => {
+    const file = read('noncontiguous-tensor.pt');
+    const tensor = file.root as TorchTensor;
+    assert.deepEqual([tensor.shape, tensor.stride], [[2, 2, 3], [1, 6, 2]]);
+    assert.deepEqual(values(file, tensor), [1, 2, 3, 4, 5, 6, 1, 2, 3, 4, 5, 6]); // permute(2, 0, 1) of [[[1,1],[2,2],[3,3]],[[4,4],[5,5],[6,6]]]
+  });
+
+  it('reads every storage type a state dict can hold; unsupported ones (complex) stay opaque instead of failing', () => {
+    const file = read('dtypes.pt');
+    const list = file.root as unknown[];
+    const tensors = list.filter((item): item is TorchTensor => item instanceof TorchTensor);
+    assert.deepEqual(tensors.map((tensor) => tensor.dtype), ['float64', 'float32', 'float16', 'int64', 'int32', 'int16', 'int8', 'uint8', 'bool', 'bfloat16']);
+    assert.deepEqual(tensors.map((tensor) => values(file, tensor)), [[-1, 1], [-1, 1], [-1, 1], [-1, 1], [-1, 1], [-1, 1], [-1, 1], [0, 1], [0, 1, 0, 1], [-1, 1]]);
+    assert.deepEqual(toPlainData(list.slice(-2)), ['<tensor of unsupported storage <torch.ComplexDoubleStorage>>', '<tensor of unsupported storage <torch.ComplexFloatStorage>>']);
+  });
+});
 
 /** The fp32 fixture, read once by the first test and reused. */
 let checkpoint: OfaCheckpointWeights;
@@ -213,6 +237,15 @@ describe('OFA tokenizer.json (BPE -> dictionary ids)', () => {
         assert.deepEqual(pieces.map(([id]) => tokenizer.decode([id])), pieces.map(([, , piece]) => piece!.trim()));
         assert.equal(tokenizer.decode(ids), text.trim());
       });
+    }
+  });
+
+  it("equals fairseq's own GPT-2 BPE + Dictionary on tricky texts (case, accents, CJK, emoji, digits, whitespace runs)", () => {
+    const { cases } = JSON.parse(readFileSync(join(fixtures, 'tokenizer-cases.json'), 'utf8')) as { cases: { text: string; ids: number[]; ids_12000_lines: number[] }[] };
+    const larger = tokenizerFromJSON(buildOfaTokenizerJson(bpeDir, { vocabSize: 12037, codeDictSize: 16, numBins: 16 }).json);
+    for (const { text, ids, ids_12000_lines: ids12000 } of cases) {
+      assert.deepEqual(tokenizer.encode(text), ids, JSON.stringify(text));
+      assert.deepEqual(larger.encode(text), ids12000, JSON.stringify(text));
     }
   });
 

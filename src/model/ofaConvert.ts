@@ -37,7 +37,8 @@ export function convertOfaCheckpoint(options: OfaConvertOptions): OfaConvertResu
   const out = resolve(options.out);
   if (existsSync(out) && !statSync(out).isDirectory()) throw new Error(`--out ${options.out} exists and is not a directory`);
   const checkpoint = readOfaCheckpointWeights(options.checkpoint);
-  const task = options.task ?? taskOf(checkpoint.taskArgs, options.checkpoint);
+  const task = options.task ?? taskOf(checkpoint.taskArgs._name ?? checkpoint.modelArgs.task, options.checkpoint);
+  // OFA's task defaults (tasks/ofa_task.py) when neither cfg["model"] nor cfg["task"] names them.
   const integer = (key: string, fallback: number): number => {
     const value = checkpoint.modelArgs[key] ?? checkpoint.taskArgs[key] ?? fallback;
     if (!Number.isInteger(value)) throw new Error(`${options.checkpoint}: ${key} is ${JSON.stringify(value)}, expected an integer`);
@@ -76,8 +77,8 @@ export function convertOfaCheckpoint(options: OfaConvertOptions): OfaConvertResu
   return { task, vocabSize: checkpoint.vocabSize, storedTensors: stored.size, floatDtype: checkpoint.floatDtype, aliases: checkpoint.aliases };
 }
 
-function taskOf(taskArgs: Record<string, unknown>, source: string): OfaTask {
-  const name = taskArgs._name;
+/** The mue task of a fairseq task name (cfg["task"]._name, or a pre-hydra file's args.task). */
+function taskOf(name: unknown, source: string): OfaTask {
   const task = typeof name === 'string' ? TASK_OF_FAIRSEQ_TASK[name] : undefined;
   if (task === undefined) throw new Error(`${source} was trained for task ${JSON.stringify(name ?? null)}; say which mue task it serves with --task ${OFA_TASKS.join('|')}`);
   return task;

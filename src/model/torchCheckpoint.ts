@@ -24,6 +24,11 @@ class StorageClass {
   constructor(readonly dtype: TorchDtype) {}
 }
 
+/** A storage of a type this reader does not convert; tensors on it stay this marker. */
+export class UnsupportedStorage {
+  constructor(readonly storageType: string) {}
+}
+
 /** One storage = one zip entry `<prefix>/data/<key>`. */
 export interface StorageRef { key: string; dtype: TorchDtype; numel: number }
 
@@ -144,7 +149,8 @@ function unpickle(pickle: Uint8Array, source: string): unknown {
     .register('collections', 'OrderedDict', () => new PickledOrderedDict())
     .register('argparse', 'Namespace', PickledNamespace)
     // _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
-    .register('torch._utils', '_rebuild_tensor_v2', (storage: StorageRef, offset: number, shape: number[], stride: number[]) => new TorchTensor(storage, offset, [...shape], [...stride]))
+    .register('torch._utils', '_rebuild_tensor_v2', (storage: StorageRef | UnsupportedStorage, offset: number, shape: number[], stride: number[]) =>
+      storage instanceof UnsupportedStorage ? storage : new TorchTensor(storage, offset, [...shape], [...stride]))
     // _rebuild_parameter(data, requires_grad, backward_hooks): a Parameter is its data for reading
     .register('torch._utils', '_rebuild_parameter', (data: TorchTensor) => data);
   const parser = new Parser({
@@ -152,10 +158,12 @@ function unpickle(pickle: Uint8Array, source: string): unknown {
       // GLOBAL torch.FloatStorage pushes a marker: it is data inside the persistent id, never called.
       resolve: (module, name) => (module === 'torch' && storageClasses.has(name) ? (storageClasses.get(name) as never) : names.resolve(module, name)),
     },
-    // BINPERSID ('storage', <torch.XStorage>, key, location, numel): the storage's zip entry.
+    // BINPERSID ('storage', <torch.XStorage>, key, location, numel): the storage's zip entry. A storage type
+    // without a mapping here (complex, quantized…) stays opaque: it only matters if the state dict uses it.
     persistentResolver: {
       resolve: (pid: unknown) => {
-        if (!Array.isArray(pid) || pid[0] !== 'storage' || !(pid[1] instanceof StorageClass)) throw new Error(`unsupported persistent id ${JSON.stringify(pid)}`);
+        if (!Array.isArray(pid) || pid[0] !== 'storage') throw new Error(`unsupported persistent id ${JSON.stringify(toPlainData(pid))}`);
+        if (!(pid[1] instanceof StorageClass)) return new UnsupportedStorage(String(toPlainData(pid[1])));
         return { key: String(pid[2]), dtype: pid[1].dtype, numel: Number(pid[4]) } satisfies StorageRef;
       },
     },
@@ -238,9 +246,14 @@ export function tensorToFloat32(tensor: TorchTensor, storage: Uint8Array, name: 
     case 'float16':
       for (let i = 0; i < out.length; i++) out[i] = float16BitsToFloat32(view.getUint16(2 * indices[i]!, true));
       break;
-    case 'bfloat16': // the upper half of a float32
-      for (let i = 0; i < out.length; i++) out[i] = new Float32Array(new Uint32Array([view.getUint16(2 * indices[i]!, true) << 16]).buffer)[0]!;
+    case 'bfloat16': { // the upper half of a float32
+      const scratch = new DataView(new ArrayBuffer(4));
+      for (let i = 0; i < out.length; i++) {
+        scratch.setUint32(0, view.getUint16(2 * indices[i]!, true) << 16);
+        out[i] = scratch.getFloat32(0);
+      }
       break;
+    }
     case 'float64':
       for (let i = 0; i < out.length; i++) out[i] = view.getFloat64(8 * indices[i]!, true);
       break;
@@ -288,7 +301,9 @@ export function toPlainData(value: unknown): unknown {
   if (value instanceof Map) return Object.fromEntries([...value].map(([key, item]) => [String(key), toPlainData(item)]));
   if (value instanceof PickledNamespace) return toPlainData(value.fields);
   if (value instanceof TorchTensor) return `<tensor ${value.dtype} [${value.shape.join(', ')}]>`;
+  if (value instanceof UnsupportedStorage) return `<tensor of unsupported storage ${value.storageType}>`;
   if (value instanceof Uint8Array) return `<${value.length} bytes>`;
-  const named = value as { __module__?: string; __name__?: string };
+  // pickleparser's stand-in for an unknown global: a class (or instance) carrying __module__/__name__.
+  const named = (typeof value === 'function' ? value.prototype : value) as { __module__?: string; __name__?: string };
   return `<${named.__module__ ?? 'object'}.${named.__name__ ?? '?'}>`;
 }
