@@ -3,7 +3,8 @@
 // argparse globals a meaning. Tensors stay lazy references into the zip until asked for, so a
 // checkpoint's optimizer state (often 2x the model) is never copied out of the file.
 import { gunzipSync } from 'node:zlib';
-import { readFileSync } from 'node:fs';
+import { constants } from 'node:buffer';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { unzipSync } from 'fflate';
 import { NameRegistry, Parser } from 'pickleparser';
@@ -91,11 +92,10 @@ export class TorchFile {
   static read(path: string): TorchFile {
     let bytes: Uint8Array;
     try {
-      bytes = readFileSync(path);
+      bytes = readWholeFile(path);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      const reason = code === 'ENOENT' ? 'file not found' : code === 'ERR_FS_FILE_TOO_LARGE' ? 'larger than the 2 GiB Node.js can read at once' : (error as Error).message;
-      throw new Error(`cannot read ${path}: ${reason}`);
+      throw new Error(`cannot read ${path}: ${code === 'ENOENT' ? 'file not found' : (error as Error).message}`);
     }
     if (startsWith(bytes, GZIP_MAGIC)) {
       try {
@@ -139,6 +139,25 @@ export class TorchFile {
       result.set(storage.key, bytes);
     }
     return result;
+  }
+}
+
+/** readFileSync stops at 2 GiB; OFA-Large files are bigger, so read in chunks into one buffer (up to buffer.constants.MAX_LENGTH). */
+function readWholeFile(path: string): Uint8Array {
+  const fd = openSync(path, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    if (size > constants.MAX_LENGTH) throw new Error(`${size} bytes is more than one Node.js buffer holds (${constants.MAX_LENGTH})`);
+    const bytes = Buffer.allocUnsafe(size);
+    const chunkBytes = 1 << 30;
+    for (let at = 0; at < size;) {
+      const read = readSync(fd, bytes, at, Math.min(chunkBytes, size - at), at);
+      if (read === 0) throw new Error(`the file shrank while being read (${at} of ${size} bytes)`);
+      at += read;
+    }
+    return bytes;
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -223,19 +242,24 @@ function isContiguous(tensor: TorchTensor): boolean {
   return true;
 }
 
-/** A copy of a contiguous view's bytes in a fresh (hence aligned) buffer. */
-function contiguousBytes(tensor: TorchTensor, storage: Uint8Array): ArrayBuffer {
+/** A contiguous view's bytes as a typed-array source: the storage itself when aligned (no copy), else an aligned copy. */
+function contiguousBytes(tensor: TorchTensor, storage: Uint8Array): { buffer: ArrayBuffer; byteOffset: number; length: number } {
   const bytes = BYTES_PER_ELEMENT[tensor.dtype];
-  return storage.slice(tensor.storageOffset * bytes, (tensor.storageOffset + tensor.numel) * bytes).buffer;
+  const begin = storage.byteOffset + tensor.storageOffset * bytes;
+  if (begin % bytes === 0) return { buffer: storage.buffer as ArrayBuffer, byteOffset: begin, length: tensor.numel };
+  return { buffer: storage.slice(tensor.storageOffset * bytes, (tensor.storageOffset + tensor.numel) * bytes).buffer, byteOffset: 0, length: tensor.numel };
 }
 
 /** Typed arrays read the host's byte order; torch files are little-endian. */
 const LITTLE_ENDIAN_HOST = endianness() === 'LE';
 
-/** A floating tensor (f16, bf16, f32, f64) as row-major float32; f16/bf16 convert exactly, f64 rounds. */
+/** A floating tensor (f16, bf16, f32, f64) as row-major float32; f16/bf16 convert exactly, f64 rounds. May share memory with `storage`. */
 export function tensorToFloat32(tensor: TorchTensor, storage: Uint8Array, name: string): Float32Array {
   checkBounds(tensor, storage, name);
-  if (tensor.dtype === 'float32' && LITTLE_ENDIAN_HOST && isContiguous(tensor)) return new Float32Array(contiguousBytes(tensor, storage));
+  if (tensor.dtype === 'float32' && LITTLE_ENDIAN_HOST && isContiguous(tensor)) {
+    const { buffer, byteOffset, length } = contiguousBytes(tensor, storage);
+    return new Float32Array(buffer, byteOffset, length);
+  }
   const view = new DataView(storage.buffer, storage.byteOffset, storage.byteLength);
   const indices = storageIndices(tensor);
   const out = new Float32Array(indices.length);
@@ -263,10 +287,13 @@ export function tensorToFloat32(tensor: TorchTensor, storage: Uint8Array, name: 
   return out;
 }
 
-/** An integer tensor as row-major int64. */
+/** An integer tensor as row-major int64. May share memory with `storage`. */
 export function tensorToInt64(tensor: TorchTensor, storage: Uint8Array, name: string): BigInt64Array {
   checkBounds(tensor, storage, name);
-  if (tensor.dtype === 'int64' && LITTLE_ENDIAN_HOST && isContiguous(tensor)) return new BigInt64Array(contiguousBytes(tensor, storage));
+  if (tensor.dtype === 'int64' && LITTLE_ENDIAN_HOST && isContiguous(tensor)) {
+    const { buffer, byteOffset, length } = contiguousBytes(tensor, storage);
+    return new BigInt64Array(buffer, byteOffset, length);
+  }
   const view = new DataView(storage.buffer, storage.byteOffset, storage.byteLength);
   const indices = storageIndices(tensor);
   const out = new BigInt64Array(indices.length);
