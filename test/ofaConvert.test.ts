@@ -120,6 +120,9 @@ describe('readOfaCheckpointWeights on a real fairseq checkpoint (fp32)', () => {
     const differing = Object.entries(fixtureConfig.model_args).filter(([key, value]) => JSON.stringify(checkpoint.modelArgs[key]) !== JSON.stringify(value));
     assert.deepEqual(differing, []);
     assert.equal(checkpoint.taskArgs._name, 'snli_ve');
+    // The rest of cfg is plain data too (dicts with a _name per group).
+    assert.deepEqual([checkpoint.cfg.criterion, checkpoint.cfg.optimizer].map((group) => (group as { _name: string })._name), ['MuE_Task_Loss', 'adam']);
+    assert.equal((checkpoint.cfg.common as { fp16: boolean }).fp16, false);
     assert.equal(checkpoint.modelArgs.code_dict_size, 16);
   });
 

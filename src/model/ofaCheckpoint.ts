@@ -26,6 +26,8 @@ export interface OfaCheckpointWeights {
   modelArgs: Record<string, unknown>;
   /** `cfg["task"]` as plain data ({} when the file has none). */
   taskArgs: Record<string, unknown>;
+  /** The whole `cfg` as plain data ({} for pre-hydra files, which only have `args`). */
+  cfg: Record<string, unknown>;
   /** Rows of the token embedding = dictionary size. */
   vocabSize: number;
   /** Storage type of the floating tensors in the file. */
@@ -35,7 +37,7 @@ export interface OfaCheckpointWeights {
 /** Reads an OFA/MuE `checkpoint.pt` (or `.pt.gz`); refuses other files with a message naming the problem. */
 export function readOfaCheckpointWeights(path: string): OfaCheckpointWeights {
   const file = TorchFile.read(path);
-  const { stateDict, modelArgs, taskArgs } = fairseqParts(file.root, path);
+  const { stateDict, modelArgs, taskArgs, cfg } = fairseqParts(file.root, path);
   checkOfaArchitecture(modelArgs, [...stateDict.keys()], path);
 
   const storages = file.storageBytes([...stateDict.values()].map((tensor) => tensor.storage));
@@ -65,13 +67,15 @@ export function readOfaCheckpointWeights(path: string): OfaCheckpointWeights {
   const aliases = tieEmbeddings(weights, modelArgs, path);
   const embedding = weights.get(TIED_EMBEDDING)!;
   return {
-    weights, aliases, bucketTables, modelArgs, taskArgs,
+    weights, aliases, bucketTables, modelArgs, taskArgs, cfg,
     vocabSize: embedding.shape[0]!,
     floatDtype: floatDtypes.size === 1 ? (floatDtypes.has('float16') ? 'float16' : 'float32') : 'mixed',
   };
 }
 
-function fairseqParts(root: unknown, source: string): { stateDict: Map<string, TorchTensor>; modelArgs: Record<string, unknown>; taskArgs: Record<string, unknown> } {
+interface FairseqParts { stateDict: Map<string, TorchTensor>; modelArgs: Record<string, unknown>; taskArgs: Record<string, unknown>; cfg: Record<string, unknown> }
+
+function fairseqParts(root: unknown, source: string): FairseqParts {
   if (!(root instanceof Map)) throw new Error(`${source} is a torch file but not a fairseq checkpoint (it holds ${describe(root)}, not a dict with "model" and "cfg")`);
   const model = root.get('model');
   if (!(model instanceof Map)) {
@@ -91,7 +95,7 @@ function fairseqParts(root: unknown, source: string): { stateDict: Map<string, T
   const modelArgs = toPlainData(namespace) as Record<string, unknown>;
   const task = cfg instanceof Map ? cfg.get('task') : undefined;
   const taskArgs = task instanceof Map || task instanceof PickledNamespace ? (toPlainData(task) as Record<string, unknown>) : {};
-  return { stateDict, modelArgs, taskArgs };
+  return { stateDict, modelArgs, taskArgs, cfg: cfg instanceof Map ? (toPlainData(cfg) as Record<string, unknown>) : {} };
 }
 
 /** Refuses checkpoints of other architectures: the arch name must be an OFA one and the OFA-specific entries present. */
