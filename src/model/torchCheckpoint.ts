@@ -161,7 +161,13 @@ function readWholeFile(path: string): Uint8Array {
   }
 }
 
-/** Runs the pickle with torch's globals mapped to the stand-ins above; any other global becomes an opaque object. */
+/**
+ * Runs the pickle with torch's globals mapped to the stand-ins above; any other global becomes an opaque object.
+ * pickleparser 0.2.1 serves protocol 2 as torch writes it: BINPERSID hands the pid tuple to persistentResolver,
+ * REDUCE calls the resolved global as a function (so OrderedDict is registered as a factory, not a class), NEWOBJ
+ * constructs it (argparse.Namespace is a class). Two gaps are wrapped here: BUILD on a Map drops a state that has no
+ * __dict__, so the OrderedDict stand-in takes it through __setstate__; and LONG1 (below).
+ */
 function unpickle(pickle: Uint8Array, source: string): unknown {
   const storageClasses = new Map(Object.entries(STORAGE_DTYPES).map(([className, dtype]) => [className, new StorageClass(dtype)]));
   const names = new NameRegistry()
