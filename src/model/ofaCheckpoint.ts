@@ -5,7 +5,7 @@
 // Format: ../shared/ofa/CHECKPOINT.md; everything but `model`, `cfg`/`args` is skipped unread.
 import type { NamedArray } from './safetensors.js';
 import {
-  isFloatingDtype, PickledNamespace, tensorToFloat32, tensorToInt64, toPlainData, TorchFile, TorchTensor,
+  isFloatingDtype, PickledNamespace, tensorToFloat32, tensorToInt64, toPlainData, type TorchDtype, TorchFile, TorchTensor,
 } from './torchCheckpoint.js';
 
 export const TIED_EMBEDDING = 'encoder.embed_tokens.weight';
@@ -30,8 +30,8 @@ export interface OfaCheckpointWeights {
   cfg: Record<string, unknown>;
   /** Rows of the token embedding = dictionary size. */
   vocabSize: number;
-  /** Storage type of the floating tensors in the file. */
-  floatDtype: 'float32' | 'float16' | 'mixed';
+  /** Storage type of the floating tensors in the file ('mixed' when they differ). */
+  floatDtype: TorchDtype | 'mixed';
 }
 
 /** Reads an OFA/MuE `checkpoint.pt` (or `.pt.gz`); refuses other files with a message naming the problem. */
@@ -43,7 +43,7 @@ export function readOfaCheckpointWeights(path: string): OfaCheckpointWeights {
   const storages = file.storageBytes([...stateDict.values()].map((tensor) => tensor.storage));
   const weights = new Map<string, NamedArray>();
   const bucketTables = new Map<string, { shape: number[]; data: BigInt64Array }>();
-  const floatDtypes = new Set<string>();
+  const floatDtypes = new Set<TorchDtype>();
   for (const [name, tensor] of stateDict) {
     const bytes = storages.get(tensor.storage.key)!;
     if ((BUCKET_TABLES as readonly string[]).includes(name)) {
@@ -69,7 +69,7 @@ export function readOfaCheckpointWeights(path: string): OfaCheckpointWeights {
   return {
     weights, aliases, bucketTables, modelArgs, taskArgs, cfg,
     vocabSize: embedding.shape[0]!,
-    floatDtype: floatDtypes.size === 1 ? (floatDtypes.has('float16') ? 'float16' : 'float32') : 'mixed',
+    floatDtype: floatDtypes.size === 1 ? [...floatDtypes][0]! : 'mixed',
   };
 }
 
