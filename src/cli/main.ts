@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { registerDataCommand } from './commands/data.js';
 import { registerCalibrateCommand } from './commands/calibrate.js';
+import { registerConvertOfaCommand } from './commands/convert-ofa.js';
 import { registerDemoCommand } from './commands/demo.js';
 import { registerEvalCommand } from './commands/eval.js';
 import { registerExportCommand } from './commands/export.js';
@@ -29,6 +30,7 @@ registerReportCommand(program);
 registerDemoCommand(program);
 registerScoreCommand(program);
 registerServeCommand(program);
+registerConvertOfaCommand(program);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   // User-facing errors: one clear line, no stack trace, non-zero exit.
