@@ -36,7 +36,7 @@ export function registerBrowserPage(app: FastifyInstance, models: BrowserModel[]
     app.get('/browser/', send(join(bundleDir, 'index.html')));
     for (const file of bundleFiles) app.get(`/browser/${file}`, send(join(bundleDir, file)));
   }
-  app.get('/browser/models.json', async (_request, reply) => reply.headers(ISOLATION_HEADERS).send(models.map(({ name }) => ({ name, url: `models/${name}/` }))));
+  app.get('/browser/models.json', async (_request, reply) => reply.headers(ISOLATION_HEADERS).send(models.map(({ name }) => ({ name, url: `models/${encodeURIComponent(name)}/` }))));
   for (const { name, directory } of models) {
     for (const file of MODEL_FILES) app.get(`/browser/models/${encodeURIComponent(name)}/${file}`, send(join(directory, file)));
   }
