@@ -11,6 +11,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Page } from 'playwright-core';
 import { captionExample, veExample } from '../src/data/sceneworld.js';
 import { loadImage } from '../src/data/image.js';
+import { encodePng } from '../src/data/png.js';
 import { MuEModel, type InferenceOptions, type Telemetry } from '../src/runtime/mueModel.js';
 import { registerBrowserPage } from '../src/serve/browserPage.js';
 import { launchChromium, type ChromiumSession } from '../scripts/chromium.js';
@@ -132,11 +133,40 @@ test('page images (File) are resized like the Node path: a few levels apart on r
       return [...image.pixels];
     }, { bytes: [...bytes], type: path.endsWith('.png') ? 'image/png' : 'image/jpeg' });
     assert.equal(browser.length, node.pixels.length);
-    let sum = 0;
-    for (let i = 0; i < browser.length; i++) sum += Math.abs(browser[i]! - node.pixels[i]!);
-    const meanAbs = sum / browser.length;
+    const meanAbs = meanAbsDifference(browser, node.pixels);
     console.log(`# ${path.split('/').pop()}: browser vs sharp mean |Δ| = ${meanAbs.toFixed(2)} of 255`);
     assert.ok(meanAbs < 6, `${path}: mean difference ${meanAbs} levels`);
   }
   assert.deepEqual(foreignRequests, []);
+});
+
+/** Mean |Δ| over all bytes, in levels of 255. */
+const meanAbsDifference = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += Math.abs(a[i]! - b[i]!);
+  return sum / a.length;
+};
+
+test('large scene pictures downscaled by the page or by sharp: bytes a few levels apart, answers mostly equal', options, async () => {
+  const SCENES = 12;
+  const model = await MuEModel.load(MODELS['ve-small']);
+  let agree = 0;
+  let totalDifference = 0;
+  for (let i = 0; i < SCENES; i++) {
+    // The same scene rendered at 256 px, as a user's bigger picture would be.
+    const example = veExample(i, { split: 'test', seed: 1, imageSize: 256 });
+    const png = encodePng(example.image);
+    const node = await loadImage(png, 64, `scene ${i}`);
+    const browser = Uint8Array.from(await page.evaluate(async (bytes) => {
+      const mue = await import('/browser/mue.js');
+      return [...(await mue.readImage(new Blob([Uint8Array.from(bytes)], { type: 'image/png' }), 64)).pixels];
+    }, [...png]));
+    totalDifference += meanAbsDifference(browser, node.pixels);
+    const [a, b] = [await model.entail({ image: node, hypothesis: example.hypothesis }), await model.entail({ image: { ...node, pixels: browser }, hypothesis: example.hypothesis })];
+    if (a.answer === b.answer) agree++;
+  }
+  await model.dispose();
+  console.log(`# ${SCENES} scenes 256 -> 64 px: browser vs sharp mean |Δ| = ${(totalDifference / SCENES).toFixed(2)} of 255; same answer on ${agree}/${SCENES}`);
+  assert.ok(totalDifference / SCENES < 6);
+  assert.ok(agree >= SCENES - 2, `answers agree on ${agree} of ${SCENES}`);
 });
