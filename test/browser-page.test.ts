@@ -3,7 +3,10 @@
 // answers with and without exits exactly as the Node runtime does, and answers a painted picture.
 // Needs a Chromium (test/browser.ts: skipped with a notice when there is none, a failure under CI=true).
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join, normalize } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { veExample } from '../src/data/sceneworld.js';
@@ -12,9 +15,11 @@ import { buildServer } from '../src/serve/app.js';
 import { launchChromium, type ChromiumSession } from '../scripts/chromium.js';
 // @ts-expect-error: a plain .mjs build script without type declarations
 import { buildBrowser } from '../scripts/build-browser.mjs';
+import { BROWSER_BUNDLE_DIR } from '../src/serve/browserPage.js';
 import { browserTestOptions } from './browser.js';
 
-const modelDir = join(import.meta.dirname, '..', 'models', 've-small');
+const root = join(import.meta.dirname, '..');
+const modelDir = join(root, 'models', 've-small');
 const SCENE = 3;
 const options = browserTestOptions();
 let model: MuEModel;
@@ -91,4 +96,47 @@ test('the browser demo page runs the served model in the page, with and without 
   assert.deepEqual(modelRequests, [], 'the page never asked the server to run the model');
   assert.deepEqual(foreign, [], 'nothing but the local server was asked');
   assert.deepEqual(pageErrors, []);
+});
+
+test('the page works from a plain static host: dist/browser copied beside a models folder, no special headers', options, async () => {
+  // The simplest static host: files by path, a content type by extension, 404 otherwise; no COOP/COEP (so no threads).
+  const site = mkdtempSync(join(tmpdir(), 'mue-static-'));
+  cpSync(BROWSER_BUNDLE_DIR, site, { recursive: true });
+  cpSync(join(root, 'models', 'caption-small'), join(site, 'models', 'caption-small'), { recursive: true });
+  const types: Record<string, string> = { html: 'text/html', js: 'text/javascript', mjs: 'text/javascript', css: 'text/css', json: 'application/json', wasm: 'application/wasm' };
+  const server: Server = createServer((request, response) => {
+    const path = normalize(decodeURIComponent(new URL(request.url!, 'http://x').pathname)).replace(/^\/+/, '') || 'index.html';
+    try {
+      const body = readFileSync(join(site, path));
+      response.writeHead(200, { 'content-type': types[path.split('.').pop()!] ?? 'application/octet-stream' }).end(body);
+    } catch {
+      response.writeHead(404).end();
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address() as { port: number };
+  const staticOrigin = `http://127.0.0.1:${address.port}`;
+  session ??= await launchChromium();
+  const page = await session.context.newPage();
+  const foreign: string[] = [];
+  await page.route('**/*', (route) => {
+    if (route.request().url().startsWith(`${staticOrigin}/`)) return route.continue();
+    foreign.push(route.request().url());
+    return route.abort();
+  });
+  try {
+    // No models.json here: the page falls back to models/ve-small/ and models/caption-small/; ask for the caption model.
+    await page.goto(`${staticOrigin}/index.html?model=caption-small`);
+    await page.locator('#submit:not([disabled])').waitFor({ timeout: 60_000 });
+    assert.match(await page.locator('#load-note').innerText(), /1 thread\(s\) \(page not cross-origin isolated: no threads\)/);
+    await page.locator('#submit').click();
+    await page.locator('#exits tr.exit-row').first().waitFor({ timeout: 60_000 });
+    assert.notEqual(await page.locator('#answer').innerText(), '', 'a caption was written');
+    assert.equal(await page.locator('#error').innerText(), '');
+    assert.deepEqual(foreign, []);
+  } finally {
+    await page.close();
+    server.close();
+    rmSync(site, { recursive: true, force: true });
+  }
 });
