@@ -4,7 +4,7 @@
 // Also measures how far the browser's image resizing is from sharp's on real photos.
 // Needs a Chromium (test/browser.ts: skipped with a notice when there is none, a failure under CI=true).
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -67,7 +67,9 @@ interface Case { image: { width: number; height: number; pixels: number[] }; hyp
 async function inBrowser(model: string, cases: Case[], optionSets: InferenceOptions[]) {
   return page.evaluate(async ({ model, cases, optionSets }) => {
     const mue = await import('/browser/mue.js');
-    const loaded = await mue.MuEModel.load(`models/${model}/`);
+    const progress: Array<{ status: string; file?: string; loaded?: number; total?: number }> = [];
+    // A bound method, not an arrow: tsx would wrap a property-named arrow in a helper the page does not have.
+    const loaded = await mue.MuEModel.load(`models/${model}/`, { progress_callback: progress.push.bind(progress) });
     const results = [];
     for (const inferenceOptions of optionSets) {
       for (const { image, hypothesis } of cases) {
@@ -77,7 +79,7 @@ async function inBrowser(model: string, cases: Case[], optionSets: InferenceOpti
       }
     }
     await loaded.dispose();
-    return results;
+    return { results, progress };
   }, { model, cases, optionSets });
 }
 
@@ -104,7 +106,14 @@ for (const [model, cases] of [
 ] as const) {
   test(`${model}: the browser's answers and exit layers equal Node's, at full depth and with the calibrated exits`, options, async () => {
     const optionSets = [FULL_DEPTH, {}];
-    const [browser, node] = [await inBrowser(model, [...cases], optionSets), await inNode(model, [...cases], optionSets)];
+    const { results: browser, progress } = await inBrowser(model, [...cases], optionSets);
+    const node = await inNode(model, [...cases], optionSets);
+    // Progress as transformers.js reports it: per file initiate … done, then ready.
+    const weightsBytes = statSync(join(MODELS[model], 'model.safetensors')).size;
+    assert.deepEqual(progress.find((event) => event.status === 'done' && event.file === 'model.safetensors'),
+      { status: 'done', name: `models/${model}/`, file: 'model.safetensors', loaded: weightsBytes, total: weightsBytes });
+    assert.ok(progress.some((event) => event.status === 'progress' && event.file === 'model.safetensors' && event.total === weightsBytes));
+    assert.deepEqual(progress.at(-1), { status: 'ready', name: `models/${model}/` });
     assert.equal(browser.length, node.length);
     let earlyExits = 0;
     for (let i = 0; i < node.length; i++) {
@@ -138,6 +147,14 @@ test('page images (File) are resized like the Node path: a few levels apart on r
     assert.ok(meanAbs < 6, `${path}: mean difference ${meanAbs} levels`);
   }
   assert.deepEqual(foreignRequests, []);
+});
+
+test('a URL without a model is refused with a message naming the missing file', options, async () => {
+  const message = await page.evaluate(async () => {
+    const mue = await import('/browser/mue.js');
+    return mue.MuEModel.load('models/nothing-here/').then(() => 'loaded', (error: Error) => error.message);
+  });
+  assert.match(message, /\/browser\/models\/nothing-here\/(config|tokenizer)\.json is not a model file: the server answered 404/);
 });
 
 /** Mean |Δ| over all bytes, in levels of 255. */
