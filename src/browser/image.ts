@@ -9,12 +9,14 @@ export type ImageInput = HTMLImageElement | HTMLCanvasElement | OffscreenCanvas 
 
 /** Any page image -> size×size RGB bytes. */
 export async function readImage(source: ImageInput, size: number): Promise<RgbPixels> {
-  if (source instanceof HTMLImageElement && !source.complete) await source.decode();
+  // Workers have no HTMLImageElement: test for it before instanceof.
+  const isImageElement = (value: unknown): value is HTMLImageElement => typeof HTMLImageElement !== 'undefined' && value instanceof HTMLImageElement;
+  if (isImageElement(source) && !source.complete) await source.decode();
   // Files are decoded with their EXIF orientation applied, as sharp's rotate() does.
   const drawable = source instanceof Blob ? await createImageBitmap(source, { imageOrientation: 'from-image' })
     : source instanceof ImageData ? await createImageBitmap(source) : source;
-  const width = drawable instanceof HTMLImageElement ? drawable.naturalWidth : drawable.width;
-  const height = drawable instanceof HTMLImageElement ? drawable.naturalHeight : drawable.height;
+  const width = isImageElement(drawable) ? drawable.naturalWidth : drawable.width;
+  const height = isImageElement(drawable) ? drawable.naturalHeight : drawable.height;
   if (!width || !height) throw new Error('the image is empty (0×0) or not loaded');
   const side = Math.min(width, height);
   const canvas = new OffscreenCanvas(size, size);
