@@ -119,7 +119,9 @@ async function loadModel(url: string): Promise<void> {
   const { task, config, defaultThresholds } = model;
   const loadMs = performance.now() - started;
   $('model-info').textContent = `${task === 've' ? 'visual entailment' : 'captioning'} model ${url}: ${config.encoderLayers} encoder + ${config.decoderLayers} decoder layers, `
-    + `${config.imageSize}×${config.imageSize} images; exits ${JSON.stringify(defaultThresholds)}`;
+    + `${config.imageSize}×${config.imageSize} images; exit thresholds (1 = never exits): `
+    + (config.encoderMode === 'joint' ? ['joint', 'decoder'] : ['image', 'text', 'decoder'])
+      .map((stream) => `${stream} ${defaultThresholds[`${stream}Threshold` as keyof typeof defaultThresholds]}`).join(', ');
   $('load-note').textContent = `loaded and graphs built in ${(loadMs / 1000).toFixed(1)} s; onnxruntime-web wasm, ${wasmThreads()} thread(s)`
     + `${crossOriginIsolated ? '' : ' (page not cross-origin isolated: no threads)'}`;
   $('hypothesis-label').hidden = task !== 've';
