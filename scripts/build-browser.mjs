@@ -13,7 +13,7 @@ const outDir = join(root, 'dist', 'browser');
 const NODE_ONLY = /^(node:.*|fs|path|os|url|crypto|stream|zlib|sharp|onnxruntime-node|pngjs|fastify|@tensorflow\/.*)$/;
 
 /** The platform swap and the Node-only guard. */
-const browserPlatform = {
+export const browserPlatform = {
   name: 'mue-browser-platform',
   setup(build) {
     build.onResolve({ filter: /\/platform\.js$/ }, (args) => {
