@@ -58,7 +58,7 @@ test('the browser demo page runs the served model in the page, with and without 
   page.on('pageerror', (error) => pageErrors.push(error.message));
   await page.goto(`${origin}/browser/`);
   await page.locator('#submit:not([disabled])').waitFor({ timeout: 60_000 });
-  assert.match(await page.locator('#load-note').innerText(), /loaded and graphs built in [\d.]+ s; onnxruntime-web wasm/);
+  assert.match(await page.locator('#load-note').innerText(), /loaded, graphs built and warmed up in [\d.]+ s; onnxruntime-web wasm/);
 
   await page.locator('#example-index').fill(String(SCENE));
   await page.locator('#generate').click();

@@ -115,14 +115,20 @@ async function loadModel(url: string): Promise<void> {
     $('load-note').textContent = event.status === 'ready' ? '' : `${event.status} ${event.file ?? ''} ${sums.loaded ? `(${(sums.loaded / 1e6).toFixed(1)} MB)` : ''}`;
   };
   const model = await MuEModel.load(url, { progress_callback: onProgress });
-  state.model = model;
   const { task, config, defaultThresholds } = model;
+  // One warm-up request (a blank picture, full depth): the first run of each graph is several times
+  // slower than the next, and the time shown for the user's first question should be the steady one.
+  $('load-note').textContent = 'warming up…';
+  const blank = { width: config.imageSize, height: config.imageSize, pixels: new Uint8Array(config.imageSize * config.imageSize * 3) };
+  if (task === 've') await model.entail({ image: blank, hypothesis: 'a' }, FULL_DEPTH);
+  else await model.caption({ image: blank }, { ...FULL_DEPTH, maxLength: 2 });
+  state.model = model;
   const loadMs = performance.now() - started;
   $('model-info').textContent = `${task === 've' ? 'visual entailment' : 'captioning'} model ${url}: ${config.encoderLayers} encoder + ${config.decoderLayers} decoder layers, `
     + `${config.imageSize}×${config.imageSize} images; exit thresholds (1 = never exits): `
     + (config.encoderMode === 'joint' ? ['joint', 'decoder'] : ['image', 'text', 'decoder'])
       .map((stream) => `${stream} ${defaultThresholds[`${stream}Threshold` as keyof typeof defaultThresholds]}`).join(', ');
-  $('load-note').textContent = `loaded and graphs built in ${(loadMs / 1000).toFixed(1)} s; onnxruntime-web wasm, ${wasmThreads()} thread(s)`
+  $('load-note').textContent = `loaded, graphs built and warmed up in ${(loadMs / 1000).toFixed(1)} s; onnxruntime-web wasm, ${wasmThreads()} thread(s)`
     + `${crossOriginIsolated ? '' : ' (page not cross-origin isolated: no threads)'}`;
   $('hypothesis-label').hidden = task !== 've';
   $('caption-note').hidden = task === 've';
