@@ -47,8 +47,12 @@ export async function buildBrowser({ quiet = false } = {}) {
   const wasm = 'ort-wasm-simd-threaded.wasm';
   for (const file of [wasm, 'ort-wasm-simd-threaded.mjs']) copyFileSync(join(root, 'node_modules/onnxruntime-web/dist', file), join(outDir, file));
   cpSync(join(root, 'src/serve/page-browser'), outDir, { recursive: true });
-  const jsBytes = Object.entries(result.metafile.outputs).filter(([file]) => file.endsWith('.js')).reduce((sum, [, output]) => sum + output.bytes, 0);
-  if (!quiet) console.log(`dist/browser: ${(jsBytes / 1024).toFixed(0)} KiB of JavaScript, ${(statSync(join(outDir, wasm)).size / 1024 / 1024).toFixed(1)} MiB ${wasm}`);
+  // The library is mue.js and the chunks it shares with the demo (the demo's own script is reported apart).
+  const jsOutputs = Object.entries(result.metafile.outputs).filter(([file]) => file.endsWith('.js'));
+  const kib = (bytes) => `${(bytes / 1024).toFixed(0)} KiB`;
+  const demoBytes = jsOutputs.filter(([file]) => file.endsWith('/demo.js')).reduce((sum, [, output]) => sum + output.bytes, 0);
+  const libraryBytes = jsOutputs.reduce((sum, [, output]) => sum + output.bytes, 0) - demoBytes;
+  if (!quiet) console.log(`dist/browser: library ${kib(libraryBytes)} of JavaScript, demo page ${kib(demoBytes)}, ${(statSync(join(outDir, wasm)).size / 1024 / 1024).toFixed(1)} MiB ${wasm}`);
   return result;
 }
 
