@@ -1,6 +1,7 @@
 // The library's public API.
 export { MuEModel, ENTAILMENT_ANSWERS, EXITS_FILE } from './runtime/mueModel.js';
-export type { EntailInput, EntailResult, CaptionInput, CaptionResult, InferenceOptions, ExitThresholds, Telemetry } from './runtime/mueModel.js';
+export type { EntailInput, EntailResult, CaptionInput, CaptionResult, InferenceOptions, ExitThresholds, Telemetry, LoadOptions, LoadProgress } from './runtime/mueModel.js';
+export type { OrtBackend } from './runtime/ortBackend.js';
 export { similarityExit, entropyExit, marginExit, patienceExit, fixedDepthExit, fullDepth, cosineSimilarity } from './runtime/exits.js';
 export type { ExitPolicy, LayerSignal } from './runtime/exits.js';
 export { KV_STRATEGIES, type KvStrategy } from './runtime/decoderExits.js';

@@ -44,14 +44,15 @@ export function encodeSafetensors(
   return out;
 }
 
-/** Parses and validates a safetensors buffer; every problem is reported with what is wrong. */
-export function decodeSafetensors(buffer: Buffer, source = 'safetensors file'): SafetensorsFile {
+/** Parses and validates safetensors bytes (any Uint8Array: Node Buffer or fetched); every problem is reported with what is wrong. */
+export function decodeSafetensors(buffer: Uint8Array, source = 'safetensors file'): SafetensorsFile {
   if (buffer.length < 8) throw new Error(`${source}: truncated (${buffer.length} bytes, no header size)`);
-  const headerSize = Number(buffer.readBigUInt64LE(0));
+  const view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  const headerSize = Number(view.getBigUint64(0, true));
   if (headerSize > buffer.length - 8) throw new Error(`${source}: truncated (header says ${headerSize} bytes, file has ${buffer.length - 8})`);
   let header: Record<string, unknown>;
   try {
-    header = JSON.parse(buffer.subarray(8, 8 + headerSize).toString('utf8'));
+    header = JSON.parse(new TextDecoder().decode(buffer.subarray(8, 8 + headerSize)));
   } catch {
     throw new Error(`${source}: header is not valid JSON`);
   }
@@ -73,8 +74,8 @@ export function decodeSafetensors(buffer: Buffer, source = 'safetensors file'): 
     if (end > dataLength) throw new Error(`${source}: truncated (tensor "${name}" ends at byte ${end}, data has ${dataLength})`);
     const data = new Float32Array(count);
     const base = dataStart + begin;
-    if (dtype === 'F32') for (let i = 0; i < count; i++) data[i] = buffer.readFloatLE(base + 4 * i);
-    else for (let i = 0; i < count; i++) data[i] = float16BitsToFloat32(buffer.readUInt16LE(base + 2 * i));
+    if (dtype === 'F32') for (let i = 0; i < count; i++) data[i] = view.getFloat32(base + 4 * i, true);
+    else for (let i = 0; i < count; i++) data[i] = float16BitsToFloat32(view.getUint16(base + 2 * i, true));
     tensors.set(name, { shape, data });
   }
   return { tensors, metadata };

@@ -1,26 +1,28 @@
-// Runs the model piece by piece with onnxruntime: one InferenceSession per ONNX graph of
+// Runs the model piece by piece with ONNX Runtime: one InferenceSession per ONNX graph of
 // src/graph/layerGraphs.ts, so early-exit logic decides in TypeScript between layers.
-// A thin layer: inputs are wrapped as ort.Tensor views (no copies), outputs returned as is.
+// A thin layer: inputs are wrapped as Tensor views (no copies), outputs returned as is.
+// The ONNX Runtime implementation is injected (OrtBackend): onnxruntime-node or onnxruntime-web.
 // Shapes: B batch, T sequence, t cached decoder positions, M memory tokens, D width, V vocabulary;
 // every array is row-major float32 with those dims, keys/values token-major (B, T, D).
-import * as ort from 'onnxruntime-node';
 import type { ModelConfig } from '../model/config.js';
 import type { NamedArray } from '../model/safetensors.js';
 import { fullStackPieces, layerPieces } from '../graph/layerGraphs.js';
+import type { OrtBackend, OrtOutputs, OrtSession, OrtTensor } from './ortBackend.js';
+import { defaultBackend } from './platform.js';
 
 export interface LayerRunnerOptions {
   /** Intra-op threads per session (default: defaultThreads(config)). */
   threads?: number;
   /** Also load the whole-stack benchmark graphs (fullEncoder, fullDecoderStep); default false. */
   fullStack?: boolean;
+  /** ONNX Runtime implementation (default: the platform's, onnxruntime-node in Node, onnxruntime-web in the browser bundle). */
+  backend?: OrtBackend;
 }
 
 export interface KeyValue { key: Float32Array; value: Float32Array }
 export interface DecoderStepOutput { hidden: Float32Array; key: Float32Array; value: Float32Array }
 
-const floatTensor = (data: Float32Array, dims: number[]): ort.Tensor => new ort.Tensor('float32', data, dims);
-const int64Tensor = (values: number[], dims: number[]): ort.Tensor => new ort.Tensor('int64', BigInt64Array.from(values, BigInt), dims);
-const floatData = (tensor: ort.Tensor | undefined): Float32Array => tensor!.data as Float32Array;
+const floatData = (tensor: OrtTensor | undefined): Float32Array => tensor!.data as Float32Array;
 
 /**
  * Narrow layers are too small to split across threads: on the 2-core machine `small` (D = 128)
@@ -31,54 +33,43 @@ export function defaultThreads(config: ModelConfig): number {
   return config.dim >= 512 ? 2 : 1;
 }
 
-/** Session options of every piece. */
-export function layerSessionOptions(threads: number): ort.InferenceSession.SessionOptions {
-  return {
-    intraOpNumThreads: threads,
-    interOpNumThreads: 1,
-    graphOptimizationLevel: 'all',
-    executionMode: 'sequential',
-    // The runtime calls ~20 small sessions in turn; idle pools that spin after each run steal
-    // the cores from the next session (measured 2-14x slower end to end by bench:runtime).
-    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
-  };
-}
-
 export class LayerRunner {
   private constructor(
     readonly config: ModelConfig,
-    private readonly sessions: Map<string, ort.InferenceSession>,
+    private readonly sessions: Map<string, OrtSession>,
+    private readonly backend: OrtBackend,
   ) {}
 
   /** Builds every piece's graph from the weights and opens a session on it (one piece at a time, to bound memory). */
   static async create(config: ModelConfig, weights: Map<string, NamedArray>, options: LayerRunnerOptions = {}): Promise<LayerRunner> {
-    const sessionOptions = layerSessionOptions(options.threads ?? defaultThreads(config));
-    const sessions = new Map<string, ort.InferenceSession>();
+    const backend = options.backend ?? await defaultBackend();
+    const sessionOptions = backend.sessionOptions(options.threads ?? defaultThreads(config));
+    const sessions = new Map<string, OrtSession>();
     const pieces = options.fullStack ? [layerPieces(config, weights), fullStackPieces(config, weights)] : [layerPieces(config, weights)];
     for (const generator of pieces) {
-      for (const piece of generator) sessions.set(piece.name, await ort.InferenceSession.create(piece.model, sessionOptions));
+      for (const piece of generator) sessions.set(piece.name, await backend.InferenceSession.create(piece.model, sessionOptions));
     }
-    return new LayerRunner(config, sessions);
+    return new LayerRunner(config, sessions, backend);
   }
 
   /** pixels (B, H, W, 3) in [-1, 1] -> (B, Np, D). */
   async embedImage(pixels: Float32Array, batch: number): Promise<Float32Array> {
     const { imageSize } = this.config;
-    const result = await this.run('image_embedding', { pixels: floatTensor(pixels, [batch, imageSize, imageSize, 3]) });
+    const result = await this.run('image_embedding', { pixels: this.floatTensor(pixels, [batch, imageSize, imageSize, 3]) });
     return floatData(result.states);
   }
 
   /** Token ids, B rows of equal length Lt (padded) -> (B, Lt, D). */
   async embedText(ids: number[][]): Promise<Float32Array> {
-    const result = await this.run('text_embedding', { ids: int64Tensor(ids.flat(), [ids.length, ids[0]?.length ?? 0]) });
+    const result = await this.run('text_embedding', { ids: this.int64Tensor(ids.flat(), [ids.length, ids[0]?.length ?? 0]) });
     return floatData(result.states);
   }
 
   /** Encoder layer `index` on any stream: states (B, T, D), keyMask (B, T) 1/0 -> (B, T, D). */
   async encoderLayer(index: number, states: Float32Array, keyMask: Float32Array, batch: number, length: number): Promise<Float32Array> {
     const result = await this.run(`encoder_layer_${index}`, {
-      states: floatTensor(states, [batch, length, this.config.dim]),
-      key_mask: floatTensor(keyMask, [batch, length]),
+      states: this.floatTensor(states, [batch, length, this.config.dim]),
+      key_mask: this.floatTensor(keyMask, [batch, length]),
     });
     return floatData(result.output);
   }
@@ -86,29 +77,29 @@ export class LayerRunner {
   /** Every encoder layer in one graph (needs `fullStack`): states (B, T, D), keyMask (B, T) -> (B, T, D). */
   async fullEncoder(states: Float32Array, keyMask: Float32Array, batch: number, length: number): Promise<Float32Array> {
     const result = await this.run('full_encoder', {
-      states: floatTensor(states, [batch, length, this.config.dim]),
-      key_mask: floatTensor(keyMask, [batch, length]),
+      states: this.floatTensor(states, [batch, length, this.config.dim]),
+      key_mask: this.floatTensor(keyMask, [batch, length]),
     });
     return floatData(result.output);
   }
 
   /** states (B, T, D) -> LN_enc(states), the memory when given the last layer's [image ; text] states. */
   async encoderFinalNorm(states: Float32Array, batch: number, length: number): Promise<Float32Array> {
-    const result = await this.run('encoder_final_norm', { states: floatTensor(states, [batch, length, this.config.dim]) });
+    const result = await this.run('encoder_final_norm', { states: this.floatTensor(states, [batch, length, this.config.dim]) });
     return floatData(result.output);
   }
 
   /** memory (B, M, D) -> decoder layer `index`'s cross-attention key and value (B, M, D). */
   async crossKeyValues(index: number, memory: Float32Array, batch: number, memoryLength: number): Promise<KeyValue> {
-    const result = await this.run(`cross_key_values_${index}`, { memory: floatTensor(memory, [batch, memoryLength, this.config.dim]) });
+    const result = await this.run(`cross_key_values_${index}`, { memory: this.floatTensor(memory, [batch, memoryLength, this.config.dim]) });
     return { key: floatData(result.key), value: floatData(result.value) };
   }
 
   /** One token per row: ids[b] at decoder position positions[b] -> (B, 1, D). */
   async embedDecoder(ids: number[], positions: number[]): Promise<Float32Array> {
     const result = await this.run('decoder_embedding', {
-      ids: int64Tensor(ids, [ids.length, 1]),
-      positions: int64Tensor(positions, [positions.length, 1]),
+      ids: this.int64Tensor(ids, [ids.length, 1]),
+      positions: this.int64Tensor(positions, [positions.length, 1]),
     });
     return floatData(result.states);
   }
@@ -124,12 +115,12 @@ export class LayerRunner {
   ): Promise<DecoderStepOutput> {
     const { dim } = this.config;
     const result = await this.run(`decoder_step_${index}`, {
-      states: floatTensor(x, [batch, 1, dim]),
-      past_key: floatTensor(pastKey, [batch, pastLength, dim]),
-      past_value: floatTensor(pastValue, [batch, pastLength, dim]),
-      cross_key: floatTensor(crossKey, [batch, memoryLength, dim]),
-      cross_value: floatTensor(crossValue, [batch, memoryLength, dim]),
-      memory_mask: floatTensor(memoryMask, [batch, memoryLength]),
+      states: this.floatTensor(x, [batch, 1, dim]),
+      past_key: this.floatTensor(pastKey, [batch, pastLength, dim]),
+      past_value: this.floatTensor(pastValue, [batch, pastLength, dim]),
+      cross_key: this.floatTensor(crossKey, [batch, memoryLength, dim]),
+      cross_value: this.floatTensor(crossValue, [batch, memoryLength, dim]),
+      memory_mask: this.floatTensor(memoryMask, [batch, memoryLength]),
     });
     return { hidden: floatData(result.output), key: floatData(result.key), value: floatData(result.value) };
   }
@@ -143,15 +134,15 @@ export class LayerRunner {
     memoryMask: Float32Array, batch: number, memoryLength: number,
   ): Promise<{ hidden: Float32Array; keyValues: KeyValue[] }> {
     const { dim, decoderLayers } = this.config;
-    const feeds: Record<string, ort.Tensor> = {
-      states: floatTensor(x, [batch, 1, dim]),
-      memory_mask: floatTensor(memoryMask, [batch, memoryLength]),
+    const feeds: Record<string, OrtTensor> = {
+      states: this.floatTensor(x, [batch, 1, dim]),
+      memory_mask: this.floatTensor(memoryMask, [batch, memoryLength]),
     };
     for (let i = 0; i < decoderLayers; i++) {
-      feeds[`past_key_${i}`] = floatTensor(past[i]!.key, [batch, pastLength, dim]);
-      feeds[`past_value_${i}`] = floatTensor(past[i]!.value, [batch, pastLength, dim]);
-      feeds[`cross_key_${i}`] = floatTensor(cross[i]!.key, [batch, memoryLength, dim]);
-      feeds[`cross_value_${i}`] = floatTensor(cross[i]!.value, [batch, memoryLength, dim]);
+      feeds[`past_key_${i}`] = this.floatTensor(past[i]!.key, [batch, pastLength, dim]);
+      feeds[`past_value_${i}`] = this.floatTensor(past[i]!.value, [batch, pastLength, dim]);
+      feeds[`cross_key_${i}`] = this.floatTensor(cross[i]!.key, [batch, memoryLength, dim]);
+      feeds[`cross_value_${i}`] = this.floatTensor(cross[i]!.value, [batch, memoryLength, dim]);
     }
     const result = await this.run('full_decoder_step', feeds);
     const keyValues = Array.from({ length: decoderLayers }, (_, i) => ({ key: floatData(result[`key_${i}`]), value: floatData(result[`value_${i}`]) }));
@@ -160,13 +151,13 @@ export class LayerRunner {
 
   /** x (B, 1, D), a layer-input hidden state -> the self-attention key/value (B, 1, D) decoder layer `index` computes for it. */
   async selfKeyValues(index: number, x: Float32Array, batch: number): Promise<KeyValue> {
-    const result = await this.run(`self_key_values_${index}`, { states: floatTensor(x, [batch, 1, this.config.dim]) });
+    const result = await this.run(`self_key_values_${index}`, { states: this.floatTensor(x, [batch, 1, this.config.dim]) });
     return { key: floatData(result.key), value: floatData(result.value) };
   }
 
   /** Decoder states (B, T, D) of any layer -> logits (B, T, V) through the shared head. */
   async head(x: Float32Array, batch: number, length: number): Promise<Float32Array> {
-    const result = await this.run('output_head', { states: floatTensor(x, [batch, length, this.config.dim]) });
+    const result = await this.run('output_head', { states: this.floatTensor(x, [batch, length, this.config.dim]) });
     return floatData(result.logits);
   }
 
@@ -175,7 +166,15 @@ export class LayerRunner {
     this.sessions.clear();
   }
 
-  private run(piece: string, feeds: Record<string, ort.Tensor>): Promise<ort.InferenceSession.OnnxValueMapType> {
+  private floatTensor(data: Float32Array, dims: number[]): OrtTensor {
+    return new this.backend.Tensor('float32', data, dims);
+  }
+
+  private int64Tensor(values: number[], dims: number[]): OrtTensor {
+    return new this.backend.Tensor('int64', BigInt64Array.from(values, BigInt), dims);
+  }
+
+  private run(piece: string, feeds: Record<string, OrtTensor>): Promise<OrtOutputs> {
     const session = this.sessions.get(piece);
     if (!session) throw new Error(`layer runner has no piece "${piece}"${piece.startsWith('full_') ? ' (create it with fullStack: true)' : ''}`);
     return session.run(feeds);

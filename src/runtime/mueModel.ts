@@ -1,11 +1,9 @@
 // The public inference API: load a checkpoint, answer entailment questions and write
 // captions with MuE exits, and report what each answer cost.
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { encodeText, normaliseImage, type RgbPixels } from '../data/preprocess.js';
 import { CAPTION_PROMPT } from '../data/sceneworld.js';
 import type { TextTokenizer } from '../data/tokenizer.js';
-import { loadCheckpoint, type Task } from '../model/checkpoint.js';
+import { parseModelFiles, type ModelFiles, type ParsedModel, type Task } from '../model/modelFiles.js';
 import { imagePatchCount, type ModelConfig } from '../model/config.js';
 import type { Sequence } from './decoderExits.js';
 import { KV_STRATEGIES, type DecoderContext, type KvStrategy } from './decoderExits.js';
@@ -14,13 +12,14 @@ import { checkThreshold, similarityExit, type ExitPolicy, type ThresholdSchedule
 import { crossKeyValueFlops, encoderLayerFlops, imageEmbeddingFlops } from './flops.js';
 import { beamSearch, greedySearch } from './generate.js';
 import { LayerRunner } from './layerRunner.js';
+import { EXITS_FILE, type LoadOptions } from './modelSource.js';
+import { openModelSource, readExitsJson } from './platform.js';
 import { concatSequences } from './rows.js';
 
 export const ENTAILMENT_ANSWERS = ['yes', 'no', 'maybe'] as const;
 export type EntailmentAnswer = (typeof ENTAILMENT_ANSWERS)[number];
 
-/** Calibrated thresholds stored beside the weights (written by `mue calibrate`). */
-export const EXITS_FILE = 'exits.json';
+export { EXITS_FILE, type LoadOptions, type LoadProgress } from './modelSource.js';
 
 export interface ExitThresholds {
   imageThreshold: number;
@@ -77,10 +76,22 @@ export class MuEModel {
     private readonly runner: LayerRunner,
   ) {}
 
-  static async load(directory: string, options: { threads?: number } = {}): Promise<MuEModel> {
-    const checkpoint = loadCheckpoint(directory);
-    const runner = await LayerRunner.create(checkpoint.config, checkpoint.weights, { threads: options.threads });
-    return new MuEModel(checkpoint.task, checkpoint.config, checkpoint.tokenizer, readExitThresholds(directory), runner);
+  /** A model directory (Node) or a model folder's URL (browser bundle); exits.json is optional (absent: full depth). */
+  static async load(source: string, options: LoadOptions = {}): Promise<MuEModel> {
+    const { model, exits } = await openModelSource(source, options);
+    const loaded = await MuEModel.fromParsed(model, parseExitThresholds(exits), options);
+    options.progress_callback?.({ status: 'ready', name: source });
+    return loaded;
+  }
+
+  /** A model from its files already in memory (config and tokenizer parsed JSON, weights the safetensors bytes, exits.json optional). */
+  static async fromFiles(files: ModelFiles & { exits?: unknown }, options: LoadOptions = {}): Promise<MuEModel> {
+    return MuEModel.fromParsed(parseModelFiles(files), parseExitThresholds(files.exits), options);
+  }
+
+  private static async fromParsed(model: ParsedModel, thresholds: ExitThresholds, options: LoadOptions): Promise<MuEModel> {
+    const runner = await LayerRunner.create(model.config, model.weights, { threads: options.threads, backend: options.backend });
+    return new MuEModel(model.task, model.config, model.tokenizer, thresholds, runner);
   }
 
   async entail(input: EntailInput, options: InferenceOptions = {}): Promise<EntailResult> {
@@ -219,19 +230,19 @@ export class MuEModel {
   }
 }
 
-/** exits.json if present and valid, else full depth. */
+/** DIR/exits.json if present and valid, else full depth (Node only). */
 export function readExitThresholds(directory: string): ExitThresholds {
-  const path = join(directory, EXITS_FILE);
-  if (!existsSync(path)) return { ...FULL_DEPTH };
-  let raw: Record<string, unknown>;
-  try {
-    raw = JSON.parse(readFileSync(path, 'utf8'));
-  } catch {
-    throw new Error(`${EXITS_FILE} is not valid JSON`);
-  }
+  return parseExitThresholds(readExitsJson(directory));
+}
+
+/** exits.json's parsed content -> thresholds; undefined (no file) means full depth. */
+export function parseExitThresholds(raw: unknown): ExitThresholds {
   const thresholds = { ...FULL_DEPTH };
+  if (raw === undefined) return thresholds;
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error(`${EXITS_FILE} must hold a JSON object`);
+  const values = raw as Record<string, unknown>;
   for (const key of Object.keys(FULL_DEPTH) as (keyof ExitThresholds)[]) {
-    if (raw[key] !== undefined) thresholds[key] = checkThreshold(`${EXITS_FILE}: ${key}`, raw[key] as number);
+    if (values[key] !== undefined) thresholds[key] = checkThreshold(`${EXITS_FILE}: ${key}`, values[key] as number);
   }
   return thresholds;
 }

@@ -1,12 +1,14 @@
 // The HTTP API (Fastify): entailment and captioning through the dynamic batcher, health and
 // readiness, Prometheus metrics, SceneWorld examples and the static demo page.
 import { readFileSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
 import multipart from '@fastify/multipart';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { encodePng } from '../data/png.js';
 import { captionExample, veExample } from '../data/sceneworld.js';
 import type { CaptionResult, EntailResult, ExitThresholds, MuEModel } from '../runtime/mueModel.js';
 import { DynamicBatcher, QueueFullError, RequestTimeoutError, type BatcherLimits } from './batcher.js';
+import { registerBrowserPage } from './browserPage.js';
 import { ServerMetrics } from './metrics.js';
 import { FORM_LIMITS, HttpError, fromJsonBody, fromMultipart, validateRequest, type InferenceRequest, type ServeTask } from './requests.js';
 
@@ -33,7 +35,8 @@ export interface MueServer {
   metrics: ServerMetrics;
 }
 
-export async function buildServer(model: MuEModel, limits: ServeLimits = DEFAULT_LIMITS): Promise<MueServer> {
+/** `modelDirectory`: the served model's folder, whose files the in-browser demo (/browser/) fetches. */
+export async function buildServer(model: MuEModel, limits: ServeLimits = DEFAULT_LIMITS, modelDirectory?: string): Promise<MueServer> {
   const { maxBodyBytes, maxPixels, ...batcherLimits } = limits;
   const { config } = model;
   // The gauge reads the batcher lazily (at scrape time), so the two can refer to each other.
@@ -123,6 +126,7 @@ export async function buildServer(model: MuEModel, limits: ServeLimits = DEFAULT
   };
   app.post('/v1/entail', infer('entail'));
   app.post('/v1/caption', infer('caption'));
+  registerBrowserPage(app, modelDirectory === undefined ? [] : [{ name: basename(resolve(modelDirectory)), directory: modelDirectory }]);
   return { app, batcher, metrics };
 }
 

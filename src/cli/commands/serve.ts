@@ -7,7 +7,7 @@ import { parseInteger } from '../options.js';
 export function registerServeCommand(program: Command): void {
   program
     .command('serve')
-    .description('serve a model over HTTP (POST /v1/entail, /v1/caption; GET /, /healthz, /readyz, /metrics)')
+    .description('serve a model over HTTP (POST /v1/entail, /v1/caption; GET /, /browser/ (the model run in the page), /healthz, /readyz, /metrics)')
     .requiredOption('--model <dir>', 'model directory (checkpoint)')
     .option('--host <address>', 'address to listen on', '127.0.0.1')
     .option('--port <n>', 'port (0 = any free port; the address is printed)', parseInteger('--port', 0), 8080)
@@ -24,7 +24,7 @@ export function registerServeCommand(program: Command): void {
       const { app, batcher } = await buildServer(model, {
         maxBatch: raw.maxBatch as number, maxWaitMs: raw.maxWaitMs as number, maxQueue: raw.maxQueue as number,
         timeoutMs: raw.timeoutMs as number, maxBodyBytes: raw.maxBodyBytes as number, maxPixels: raw.maxPixels as number,
-      });
+      }, raw.model as string);
       const address = await app.listen({ host: raw.host as string, port: raw.port as number });
       console.log(`mue serve: ${model.task} model ${raw.model as string} listening on ${address}`);
       await new Promise<void>((resolve) => {

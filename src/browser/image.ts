@@ -1,0 +1,36 @@
+// Pictures in the page (<img>, <canvas>, ImageBitmap, File/Blob, ImageData) -> the RGB bytes the
+// model takes, with the Node path's policy (src/data/image.ts): scale the shorter side to the
+// input size, centre-crop the longer one ("cover"), drop alpha. Resampling is the browser's
+// (imageSmoothingQuality "high"), not sharp's lanczos3: the bytes differ slightly from Node's
+// (measured in test/browser-runtime.test.ts and stated in the README).
+import type { RgbPixels } from '../data/preprocess.js';
+
+export type ImageInput = HTMLImageElement | HTMLCanvasElement | OffscreenCanvas | ImageBitmap | Blob | ImageData;
+
+/** Any page image -> size×size RGB bytes. */
+export async function readImage(source: ImageInput, size: number): Promise<RgbPixels> {
+  // Workers have no HTMLImageElement: test for it before instanceof.
+  const isImageElement = (value: unknown): value is HTMLImageElement => typeof HTMLImageElement !== 'undefined' && value instanceof HTMLImageElement;
+  if (isImageElement(source) && !source.complete) await source.decode();
+  // Files are decoded with their EXIF orientation applied, as sharp's rotate() does.
+  const drawable = source instanceof Blob ? await createImageBitmap(source, { imageOrientation: 'from-image' })
+    : source instanceof ImageData ? await createImageBitmap(source) : source;
+  const width = isImageElement(drawable) ? drawable.naturalWidth : drawable.width;
+  const height = isImageElement(drawable) ? drawable.naturalHeight : drawable.height;
+  if (!width || !height) throw new Error('the image is empty (0×0) or not loaded');
+  const side = Math.min(width, height);
+  const canvas = new OffscreenCanvas(size, size);
+  const context = canvas.getContext('2d', { willReadFrequently: true })!;
+  context.imageSmoothingEnabled = true;
+  context.imageSmoothingQuality = 'high';
+  // Centre square of the shorter side, scaled to size×size.
+  context.drawImage(drawable, (width - side) / 2, (height - side) / 2, side, side, 0, 0, size, size);
+  const rgba = context.getImageData(0, 0, size, size).data; // (size, size, 4)
+  const pixels = new Uint8Array(size * size * 3); // (size, size, 3)
+  for (let i = 0, j = 0; i < rgba.length; i += 4, j += 3) {
+    pixels[j] = rgba[i]!;
+    pixels[j + 1] = rgba[i + 1]!;
+    pixels[j + 2] = rgba[i + 2]!;
+  }
+  return { width: size, height: size, pixels };
+}
