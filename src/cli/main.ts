@@ -11,6 +11,7 @@ import { registerReportCommand } from './commands/report.js';
 import { registerScoreCommand } from './commands/score.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerTrainCommand } from './commands/train.js';
+import { registerVerifyOfaCommand } from './commands/verify-ofa.js';
 
 const program = new Command();
 program
@@ -29,6 +30,7 @@ registerReportCommand(program);
 registerDemoCommand(program);
 registerScoreCommand(program);
 registerServeCommand(program);
+registerVerifyOfaCommand(program);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   // User-facing errors: one clear line, no stack trace, non-zero exit.

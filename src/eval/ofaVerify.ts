@@ -7,7 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { countResnetBlocks, type OfaConfig, ofaConfigFromModelArgs } from '../model/ofaConfig.js';
 import { decodeSafetensors, type NamedArray, type SafetensorsFile } from '../model/safetensors.js';
-import { ofaForward, type OfaThresholds } from '../runtime/ofaForward.js';
+import { ofaForward, type OfaForwardInputs, type OfaThresholds } from '../runtime/ofaForward.js';
 import { OfaRunner } from '../runtime/ofaRunner.js';
 
 export const OFA_PARITY_TOLERANCE = 1e-4;
@@ -169,9 +169,19 @@ function rowsOf(tensor: NamedArray, name: string): number[][] {
   return Array.from({ length: rows }, (_, r) => Array.from(tensor.data.subarray(r * columns, (r + 1) * columns)));
 }
 
-/** Verifies the fixture in `directory` (optionally with weights from `weightsPath`). */
-export async function verifyOfaFixture(directory: string, options: { weightsPath?: string; tolerance?: number; threads?: number } = {}): Promise<OfaVerification> {
-  const tolerance = options.tolerance ?? OFA_PARITY_TOLERANCE;
+/** A fixture read and checked: the model config, its weights (aliases resolved), the forward inputs, the reference tensors. */
+export interface OfaFixture {
+  config: OfaConfig;
+  weights: Map<string, NamedArray>;
+  weightsPath: string;
+  inputs: OfaForwardInputs;
+  outputs: Map<string, NamedArray>;
+  /** Vocabulary columns the reference logits keep (trimmed test copies), or null for all. */
+  logitColumns: number[] | null;
+  earlyExitRuns: NonNullable<FixtureConfig['early_exit_runs']>;
+}
+
+export function loadOfaFixture(directory: string, weightsOverride?: string): OfaFixture {
   const configPath = join(directory, 'config.json');
   if (!existsSync(configPath)) throw new Error(`${directory}: no config.json (not a fixture directory)`);
   let fixture: FixtureConfig;
@@ -181,7 +191,7 @@ export async function verifyOfaFixture(directory: string, options: { weightsPath
     throw new Error(`${configPath}: not valid JSON`);
   }
   if (typeof fixture.model_args !== 'object' || fixture.model_args === null) throw new Error(`${configPath}: no model_args`);
-  const { path: weightsPath, weights, aliases } = locateWeights(directory, fixture, options.weightsPath);
+  const { path: weightsPath, weights, aliases } = locateWeights(directory, fixture, weightsOverride);
   for (const [alias, target] of Object.entries(aliases)) {
     const tensor = weights.get(target);
     if (!tensor) throw new Error(`${weightsPath}: alias ${alias} points at missing tensor ${target}`);
@@ -204,14 +214,20 @@ export async function verifyOfaFixture(directory: string, options: { weightsPath
   if (images.shape[2] !== config.imageSize || images.shape[3] !== config.imageSize) throw new Error(`inputs: patch_images [${images.shape}] do not match patch_image_size ${config.imageSize}`);
   if (inputs.get('patch_masks')?.data.some((value) => value === 0)) throw new Error('inputs: patch_masks false (an absent image) is not supported');
   const forwardInputs = { pixels: channelsLast(images), textIds: rowsOf(need('src_tokens'), 'src_tokens'), decoderIds: rowsOf(need('prev_output_tokens'), 'prev_output_tokens') };
-  const batch = forwardInputs.textIds.length;
+  return { config, weights, weightsPath, inputs: forwardInputs, outputs, logitColumns, earlyExitRuns: fixture.early_exit_runs ?? [] };
+}
 
+/** Verifies the fixture in `directory` (optionally with weights from `weightsPath`). */
+export async function verifyOfaFixture(directory: string, options: { weightsPath?: string; tolerance?: number; threads?: number } = {}): Promise<OfaVerification> {
+  const tolerance = options.tolerance ?? OFA_PARITY_TOLERANCE;
+  const { config, weights, weightsPath, inputs: forwardInputs, outputs, logitColumns, earlyExitRuns } = loadOfaFixture(directory, options.weightsPath);
+  const batch = forwardInputs.textIds.length;
   const runner = await OfaRunner.create(config, weights, { threads: options.threads });
   const ours = new Map<string, Float32Array>();
   const exitRuns: ExitRunResult[] = [];
   try {
     await ofaForward(runner, forwardInputs, undefined, { record: (stage, data) => ours.set(stage, data), perLayerLogits: true });
-    for (const run of fixture.early_exit_runs ?? []) {
+    for (const run of earlyExitRuns) {
       const thresholds = { image: run.img_thres, text: run.txt_thres, decoder: run.decoder_thres };
       const result = await ofaForward(runner, forwardInputs, thresholds);
       ours.set(`exit.${run.name}.enc.out`, result.memory);
