@@ -16,8 +16,9 @@ import { registerVerifyOfaCommand } from '../src/cli/commands/verify-ofa.js';
 import { loadOfaFixture, verifyOfaFixture } from '../src/eval/ofaVerify.js';
 import { imageBucketTable, tokenBucket, tokenBucketTable } from '../src/model/ofaBuckets.js';
 import { countResnetBlocks, ofaConfigFromModelArgs, ofaImageGrid } from '../src/model/ofaConfig.js';
+import { checkOfaWeights } from '../src/model/ofaParameters.js';
 import { encodeSafetensors } from '../src/model/safetensors.js';
-import { ofaForward } from '../src/runtime/ofaForward.js';
+import { ofaEncode, ofaForward } from '../src/runtime/ofaForward.js';
 import { range, textBuckets } from '../src/runtime/ofaPositions.js';
 import { OfaRunner } from '../src/runtime/ofaRunner.js';
 import { concatSequences } from '../src/runtime/rows.js';
@@ -119,17 +120,15 @@ describe('incremental decoding', () => {
       const full = await ofaForward(runner, inputs, undefined, { record: (stage, data) => { if (/^dec\.layer\d+$/.test(stage)) layers.push(data); } });
       const batch = inputs.decoderIds.length;
       const length = inputs.decoderIds[0]!.length;
-      const memoryLength = full.memory.length / batch / config.dim;
-      const patchCount = memoryLength - inputs.textIds[0]!.length;
-      const memoryMask = concatSequences([new Float32Array(batch * patchCount).fill(1), Float32Array.from(inputs.textIds.flat(), (id) => (id === 1 ? 0 : 1))], [patchCount, memoryLength - patchCount], 1, batch);
-      const positions = await runner.encoderPositionBias(Array.from({ length: patchCount }, (_, i) => Math.floor(i / 6) * 42 + (i % 6) + 1), memoryLength - patchCount);
-      const cross = await Promise.all(range(config.decoderLayers).map((index) => runner.crossKeyValues(index, full.memory, batch, memoryLength)));
+      const { memory, memoryMask, memoryLength, positionEmbeddings } = await ofaEncode(runner, inputs);
+      assert.deepEqual(memory, full.memory);
+      const cross = await Promise.all(range(config.decoderLayers).map((index) => runner.crossKeyValues(index, memory, batch, memoryLength)));
       const cache = range(config.decoderLayers).map(() => ({ key: [] as Float32Array[], value: [] as Float32Array[] }));
       const stacked = (parts: Float32Array[], steps: number) => concatSequences(parts, parts.map(() => 1), config.dim, batch).subarray(0, batch * steps * config.dim); // (B, t, D)
       let worst = 0;
       for (let step = 0; step < length; step++) {
         let x = await runner.embedDecoder(inputs.decoderIds.map((row) => [row[step]!]));
-        const biases = await runner.decoderPositionBias([step], range(step + 1), positions.positionEmbeddings, memoryLength);
+        const biases = await runner.decoderPositionBias([step], range(step + 1), positionEmbeddings, memoryLength);
         const selfKeyMask = Float32Array.from(inputs.decoderIds.flatMap((row) => row.slice(0, step + 1)), (id) => (id === 1 ? 0 : 1)); // (B, t + 1)
         for (let index = 0; index < config.decoderLayers; index++) {
           const selfBias = await runner.relativeBias('decoder', index, biases.self, textBuckets(config, [step], range(step + 1), config.maxTargetPositions), 1, step + 1);
@@ -202,6 +201,14 @@ describe('ofa config', () => {
     assert.throws(() => ofaConfigFromModelArgs(modelArgs({ resnet_type: 'resnet18' }), 59457), /resnet_type "resnet18"/);
     assert.throws(() => ofaConfigFromModelArgs(modelArgs({ patch_image_size: 1024 }), 59457), /64×64 patch grid, larger than image_bucket_size 42/);
     assert.throws(() => ofaConfigFromModelArgs('ofa_base', 59457), /modelArgs must be a JSON object/);
+  });
+
+  it('weights are checked against every tensor the forward reads', () => {
+    const { config: mue, weights } = loadOfaFixture(join(fixtures, 'tiny-mue'));
+    assert.doesNotThrow(() => checkOfaWeights(mue, weights));
+    weights.delete('encoder.layers.1.ffn_layernorm.weight');
+    weights.set('decoder.layers.0.self_attn.c_attn', { shape: [5], data: new Float32Array(5) });
+    assert.throws(() => checkOfaWeights(mue, weights), /missing encoder\.layers\.1\.ffn_layernorm\.weight; decoder\.layers\.0\.self_attn\.c_attn is \[5\], the config needs \[4\]/);
   });
 
   it('counts ResNet blocks from state-dict names', () => {

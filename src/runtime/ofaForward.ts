@@ -39,15 +39,26 @@ const NO_EXIT: OfaThresholds = { image: 1, text: 1, decoder: 1 };
 const exits = (after: Float32Array, before: Float32Array, threshold: number): boolean =>
   threshold < 1 && cosineSimilarity(after, before, 0, after.length) > threshold;
 
-export async function ofaForward(
-  runner: OfaRunner, inputs: OfaForwardInputs, thresholds: OfaThresholds = NO_EXIT,
-  options: { record?: StageRecorder; perLayerLogits?: boolean } = {},
-): Promise<OfaForwardResult> {
+/** What the decoder needs of an encoded batch. */
+export interface OfaEncoded {
+  /** encoder.layer_norm([image ; text]) (B, M, D). */
+  memory: Float32Array;
+  /** (B, M) 1/0: image rows 1, text pads 0. */
+  memoryMask: Float32Array;
+  memoryLength: number;
+  /** [P_img ; P_text] (M, D): the keys of the decoder's cross-attention position bias. */
+  positionEmbeddings: Float32Array;
+  exitLayers: { image: number; text: number };
+}
+
+/** The encoder (split: text stream, then image stream, each with its exit; joint: one stream, full depth). */
+export async function ofaEncode(
+  runner: OfaRunner, inputs: Pick<OfaForwardInputs, 'pixels' | 'textIds'>, thresholds: Pick<OfaThresholds, 'image' | 'text'> = NO_EXIT,
+  record: StageRecorder = () => {},
+): Promise<OfaEncoded> {
   const { config } = runner;
-  const record = options.record ?? (() => {});
   const batch = inputs.textIds.length;
   const textLength = inputs.textIds[0]!.length;
-  const decoderLength = inputs.decoderIds[0]!.length;
   const { dim } = config;
 
   const image = await runner.embedImage(inputs.pixels, batch);
@@ -64,7 +75,7 @@ export async function ofaForward(
   record('enc.padding_mask', memoryMask.map((keep) => 1 - keep));
 
   let memoryStates: Float32Array;
-  const exitLayers = { image: config.encoderLayers, text: config.encoderLayers, decoder: config.decoderLayers };
+  const exitLayers = { image: config.encoderLayers, text: config.encoderLayers };
   if (config.encoderMode === 'split') {
     record('enc.image.embed', image.states);
     record('enc.text.embed', text);
@@ -87,12 +98,25 @@ export async function ofaForward(
   }
   const memory = await runner.encoderFinalNorm(memoryStates, batch, memoryLength);
   record('enc.out', memory);
+  return { memory, memoryMask, memoryLength, positionEmbeddings: positions.positionEmbeddings, exitLayers };
+}
+
+export async function ofaForward(
+  runner: OfaRunner, inputs: OfaForwardInputs, thresholds: OfaThresholds = NO_EXIT,
+  options: { record?: StageRecorder; perLayerLogits?: boolean } = {},
+): Promise<OfaForwardResult> {
+  const { config } = runner;
+  const record = options.record ?? (() => {});
+  const batch = inputs.textIds.length;
+  const decoderLength = inputs.decoderIds[0]!.length;
+  const { memory, memoryMask, memoryLength, positionEmbeddings, exitLayers: encoderExits } = await ofaEncode(runner, inputs, thresholds, record);
+  const exitLayers = { ...encoderExits, decoder: config.decoderLayers };
 
   // Decoder, teacher-forced over the whole sequence: no cache (t = 0), causal mask inside the layer.
   let states = await runner.embedDecoder(inputs.decoderIds);
   record('dec.embed', states);
   const decoderPositions = range(decoderLength);
-  const biases = await runner.decoderPositionBias(decoderPositions, decoderPositions, positions.positionEmbeddings, memoryLength);
+  const biases = await runner.decoderPositionBias(decoderPositions, decoderPositions, positionEmbeddings, memoryLength);
   const selfBuckets = textBuckets(config, decoderPositions, decoderPositions, config.maxTargetPositions);
   const selfKeyMask = Float32Array.from(inputs.decoderIds.flat(), (id) => (id === config.padId ? 0 : 1)); // (B, Tt)
   const empty = new Float32Array(0);

@@ -5,7 +5,7 @@
 // S keys, D width, nh heads; biases (1|B, nh, Tq, Tk); arrays row-major float32.
 import * as ort from 'onnxruntime-node';
 import type { OfaConfig } from '../model/ofaConfig.js';
-import { ofaImageGrid, OFA_STEM_CHANNELS } from '../model/ofaConfig.js';
+import { checkOfaWeights } from '../model/ofaParameters.js';
 import type { NamedArray } from '../model/safetensors.js';
 import { ofaFullStackPieces, ofaPieces } from '../graph/ofaGraphs.js';
 import { layerSessionOptions } from './layerRunner.js';
@@ -33,6 +33,7 @@ export class OfaRunner {
 
   /** Builds every piece's graph from the (PyTorch-named) weights and opens a session on it, one piece at a time. */
   static async create(config: OfaConfig, weights: Map<string, NamedArray>, options: OfaRunnerOptions = {}): Promise<OfaRunner> {
+    checkOfaWeights(config, weights);
     const sessionOptions = layerSessionOptions(options.threads ?? (config.dim >= 512 ? 2 : 1));
     const sessions = new Map<string, ort.InferenceSession>();
     const generators = options.fullStack ? [ofaPieces(config, weights), ofaFullStackPieces(config, weights)] : [ofaPieces(config, weights)];
@@ -179,11 +180,6 @@ export class OfaRunner {
   /** Decoder states (B, T, D) of any layer -> logits (B, T, V) through decoder.layer_norm and the tied head. */
   async head(x: Float32Array, batch: number, length: number): Promise<Float32Array> {
     return floatData((await this.run('ofa_output_head', { states: floatTensor(x, [batch, length, this.config.dim]) })).logits);
-  }
-
-  /** Stem feature shape (1024, h, w) of one image. */
-  get featureShape(): [number, number, number] {
-    return [OFA_STEM_CHANNELS, ...ofaImageGrid(this.config)];
   }
 
   async dispose(): Promise<void> {
