@@ -3,7 +3,7 @@
 // patches, vocabulary 59,457), batch 1, full depth (no exits):
 //   - one VE question: encoder (image + 17-token prompt), decoder teacher-forced over the 17-token
 //     prompt + answer, logits at every position (the scoring pass of MuE's VE evaluation);
-//   - one caption: encoder (image + 7-token prompt), then 16 decoding steps at beam width 5
+//   - one caption: encoder (image + 8-token prompt), then 16 decoding steps at beam width 5
 //     (decoder batch 5, K/V cache; the token fed back is the argmax of row 0: the cost does not
 //     depend on which token it is);
 // each run two ways, interleaved (A, B, A, B, …) and compared by medians: the per-layer pipeline
@@ -137,10 +137,13 @@ async function caption(runner: OfaRunner, inputs: OfaForwardInputs, fused: boole
   const { dim, decoderLayers } = config;
   const encoded = fused ? await fusedEncoder(runner, inputs) : await ofaEncode(runner, inputs);
   const { memoryLength, positionEmbeddings } = encoded;
-  const memory = repeatRows(encoded.memory, BEAM); // (5, M, D)
   const memoryMask = new Float32Array(BEAM * memoryLength).fill(1);
+  // Cross K/V of the one image, repeated for the beams (the beams share the encoder output).
   const cross: KeyValue[] = [];
-  for (let l = 0; l < decoderLayers; l++) cross.push(await runner.crossKeyValues(l, memory, BEAM, memoryLength));
+  for (let l = 0; l < decoderLayers; l++) {
+    const { key, value } = await runner.crossKeyValues(l, encoded.memory, 1, memoryLength);
+    cross.push({ key: repeatRows(key, BEAM), value: repeatRows(value, BEAM) }); // (5, M, D)
+  }
   const cache = range(decoderLayers).map(() => ({ key: new Float32Array(0), value: new Float32Array(0) }));
   const append = (past: Float32Array, current: Float32Array, step: number) => concatSequences([past, current], [step, 1], dim, BEAM); // (5, t + 1, D)
   const tokens: number[] = [];
@@ -217,7 +220,7 @@ async function main(): Promise<void> {
     model: { shape: 'OFA-Base (MuE): width 768, FFN 3072, 12 heads, 6+6 layers, ResNet-101 stages 1-3, vocabulary 59457', imageSize: config.imageSize, patches: imagePositionIds(config).length, weights: 'random (uniform, std 0.02)', batch: 1, threads: threads ?? 2 },
     tasks: {
       ve: `encoder (image + ${VE_PROMPT.length}-token prompt) + decoder teacher-forced over ${VE_PROMPT.length} positions + logits, full depth`,
-      caption: `encoder (image + ${CAPTION_PROMPT.length}-token prompt) + ${CAPTION_STEPS} decoding steps at beam width ${BEAM} (decoder batch ${BEAM}, K/V cache) + head per step, full depth`,
+      caption: `encoder (image + ${CAPTION_PROMPT.length}-token prompt) + cross K/V once + ${CAPTION_STEPS} decoding steps at beam width ${BEAM} (decoder batch ${BEAM}, K/V cache) + head per step, full depth`,
     },
     rounds,
     medianMs: medians,
