@@ -15,10 +15,10 @@ import { Command } from 'commander';
 import { registerVerifyOfaCommand } from '../src/cli/commands/verify-ofa.js';
 import { loadOfaFixture, verifyOfaFixture } from '../src/eval/ofaVerify.js';
 import { imageBucketTable, tokenBucket, tokenBucketTable } from '../src/model/ofaBuckets.js';
-import { countResnetBlocks, ofaConfigFromModelArgs, ofaImageGrid } from '../src/model/ofaConfig.js';
-import { checkOfaWeights } from '../src/model/ofaParameters.js';
-import { encodeSafetensors } from '../src/model/safetensors.js';
-import { ofaEncode, ofaForward } from '../src/runtime/ofaForward.js';
+import { countResnetBlocks, type OfaConfig, ofaConfigFromModelArgs, ofaImageGrid } from '../src/model/ofaConfig.js';
+import { checkOfaWeights, ofaParameterSpecs } from '../src/model/ofaParameters.js';
+import { encodeSafetensors, type NamedArray } from '../src/model/safetensors.js';
+import { ofaEncode, ofaForward, type OfaForwardInputs } from '../src/runtime/ofaForward.js';
 import { range, textBuckets } from '../src/runtime/ofaPositions.js';
 import { OfaRunner } from '../src/runtime/ofaRunner.js';
 import { concatSequences } from '../src/runtime/rows.js';
@@ -111,42 +111,76 @@ describe('parity with the official OFA / MuE code (reference fixtures)', () => {
   });
 });
 
+/** Random weights for any config: uniform(−0.1, 0.1) where the spec says normal, its constant otherwise (LCG; values only need to be generic). */
+function randomOfaWeights(config: OfaConfig): Map<string, NamedArray> {
+  let state = 12345;
+  const weights = new Map<string, NamedArray>();
+  for (const spec of ofaParameterSpecs(config)) {
+    const data = new Float32Array(spec.shape.reduce((a, b) => a * b, 1));
+    for (let i = 0; i < data.length; i++) {
+      state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+      data[i] = spec.init === 'normal' ? (state / 2 ** 32 - 0.5) * 0.2 : spec.init === 'ones' ? 1 + (state / 2 ** 32 - 0.5) * 0.2 : (state / 2 ** 32 - 0.5) * 0.2;
+    }
+    weights.set(spec.name, { shape: spec.shape, data });
+  }
+  return weights;
+}
+
+/**
+ * Runs the decoder one position at a time with each layer's K/V cache and returns the largest
+ * |difference| to the teacher-forced decoder at every layer and position.
+ */
+async function incrementalDecodingError(config: OfaConfig, weights: Map<string, NamedArray>, inputs: OfaForwardInputs): Promise<number> {
+  const runner = await OfaRunner.create(config, weights);
+  try {
+    const layers: Float32Array[] = [];
+    const full = await ofaForward(runner, inputs, undefined, { record: (stage, data) => { if (/^dec\.layer\d+$/.test(stage)) layers.push(data); } });
+    const batch = inputs.decoderIds.length;
+    const length = inputs.decoderIds[0]!.length;
+    const { memory, memoryMask, memoryLength, positionEmbeddings } = await ofaEncode(runner, inputs);
+    assert.deepEqual(memory, full.memory);
+    const cross = await Promise.all(range(config.decoderLayers).map((index) => runner.crossKeyValues(index, memory, batch, memoryLength)));
+    const cache = range(config.decoderLayers).map(() => ({ key: [] as Float32Array[], value: [] as Float32Array[] }));
+    const stacked = (parts: Float32Array[], steps: number) => concatSequences(parts, parts.map(() => 1), config.dim, batch).subarray(0, batch * steps * config.dim); // (B, t, D)
+    let worst = 0;
+    for (let step = 0; step < length; step++) {
+      let x = await runner.embedDecoder(inputs.decoderIds.map((row) => [row[step]!]));
+      const biases = await runner.decoderPositionBias([step], range(step + 1), positionEmbeddings, memoryLength);
+      const selfKeyMask = Float32Array.from(inputs.decoderIds.flatMap((row) => row.slice(0, step + 1)), (id) => (id === 1 ? 0 : 1)); // (B, t + 1)
+      for (let index = 0; index < config.decoderLayers; index++) {
+        const selfBias = await runner.relativeBias('decoder', index, biases.self, textBuckets(config, [step], range(step + 1), config.maxTargetPositions), 1, step + 1);
+        const past = { key: stacked(cache[index]!.key, step), value: stacked(cache[index]!.value, step) };
+        const output = await runner.decoderLayer(index, x, 1, past, step, selfKeyMask, selfBias, cross[index]!, memoryMask, biases.cross, batch, memoryLength);
+        cache[index]!.key.push(output.key);
+        cache[index]!.value.push(output.value);
+        x = output.hidden;
+        const reference = layers[index]!;
+        for (let row = 0; row < batch; row++) {
+          for (let d = 0; d < config.dim; d++) worst = Math.max(worst, Math.abs(x[row * config.dim + d]! - reference[(row * length + step) * config.dim + d]!));
+        }
+      }
+    }
+    return worst;
+  } finally {
+    await runner.dispose();
+  }
+}
+
 describe('incremental decoding', () => {
   it('one position at a time with a K/V cache equals the teacher-forced decoder (tiny-b2-mue, padded rows)', async () => {
     const { config, weights, inputs } = loadOfaFixture(join(fixtures, 'tiny-b2-mue'));
-    const runner = await OfaRunner.create(config, weights);
-    try {
-      const layers: Float32Array[] = [];
-      const full = await ofaForward(runner, inputs, undefined, { record: (stage, data) => { if (/^dec\.layer\d+$/.test(stage)) layers.push(data); } });
-      const batch = inputs.decoderIds.length;
-      const length = inputs.decoderIds[0]!.length;
-      const { memory, memoryMask, memoryLength, positionEmbeddings } = await ofaEncode(runner, inputs);
-      assert.deepEqual(memory, full.memory);
-      const cross = await Promise.all(range(config.decoderLayers).map((index) => runner.crossKeyValues(index, memory, batch, memoryLength)));
-      const cache = range(config.decoderLayers).map(() => ({ key: [] as Float32Array[], value: [] as Float32Array[] }));
-      const stacked = (parts: Float32Array[], steps: number) => concatSequences(parts, parts.map(() => 1), config.dim, batch).subarray(0, batch * steps * config.dim); // (B, t, D)
-      let worst = 0;
-      for (let step = 0; step < length; step++) {
-        let x = await runner.embedDecoder(inputs.decoderIds.map((row) => [row[step]!]));
-        const biases = await runner.decoderPositionBias([step], range(step + 1), positionEmbeddings, memoryLength);
-        const selfKeyMask = Float32Array.from(inputs.decoderIds.flatMap((row) => row.slice(0, step + 1)), (id) => (id === 1 ? 0 : 1)); // (B, t + 1)
-        for (let index = 0; index < config.decoderLayers; index++) {
-          const selfBias = await runner.relativeBias('decoder', index, biases.self, textBuckets(config, [step], range(step + 1), config.maxTargetPositions), 1, step + 1);
-          const past = { key: stacked(cache[index]!.key, step), value: stacked(cache[index]!.value, step) };
-          const output = await runner.decoderLayer(index, x, 1, past, step, selfKeyMask, selfBias, cross[index]!, memoryMask, biases.cross, batch, memoryLength);
-          cache[index]!.key.push(output.key);
-          cache[index]!.value.push(output.value);
-          x = output.hidden;
-          const reference = layers[index]!;
-          for (let row = 0; row < batch; row++) {
-            for (let d = 0; d < config.dim; d++) worst = Math.max(worst, Math.abs(x[row * config.dim + d]! - reference[(row * length + step) * config.dim + d]!));
-          }
-        }
-      }
-      assert.ok(worst < 1e-4, `max |step − teacher-forced| = ${worst}`);
-    } finally {
-      await runner.dispose();
-    }
+    const worst = await incrementalDecodingError(config, weights, inputs);
+    assert.ok(worst < 1e-4, `max |step − teacher-forced| = ${worst}`);
+  });
+
+  it('the same for another shape: joint encoder, 4 encoder / 2 decoder heads, no attn_ln / ffn_layernorm / c_attn, 2-block stem, 48 px', async () => {
+    const { config: fixtureConfig } = loadOfaFixture(join(fixtures, 'tiny-ofa'));
+    const config: OfaConfig = { ...fixtureConfig, vocabSize: 40, dim: 32, encoderFfnDim: 48, decoderFfnDim: 24, encoderHeads: 4, decoderHeads: 2, encoderLayers: 1, decoderLayers: 3,
+      resnetBlocks: [2, 1, 2], imageSize: 48, encoderMode: 'joint', scaleAttention: false, scaleFeedForward: false, scaleHeads: false };
+    const pixels = Float32Array.from({ length: 2 * 48 * 48 * 3 }, (_, i) => Math.sin(i));
+    const inputs = { pixels, textIds: [[0, 5, 6, 7, 2], [0, 8, 2, 1, 1]], decoderIds: [[0, 5, 6, 7, 9, 10], [0, 8, 11, 1, 1, 1]] };
+    const worst = await incrementalDecodingError(config, randomOfaWeights(config), inputs);
+    assert.ok(worst < 1e-4, `max |step − teacher-forced| = ${worst}`);
   });
 });
 
