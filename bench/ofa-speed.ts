@@ -144,7 +144,7 @@ async function caption(runner: OfaRunner, inputs: OfaForwardInputs, fused: boole
     const { key, value } = await runner.crossKeyValues(l, encoded.memory, 1, memoryLength);
     cross.push({ key: repeatRows(key, BEAM), value: repeatRows(value, BEAM) }); // (5, M, D)
   }
-  const cache = range(decoderLayers).map(() => ({ key: new Float32Array(0), value: new Float32Array(0) }));
+  const cache: KeyValue[] = range(decoderLayers).map(() => ({ key: new Float32Array(0), value: new Float32Array(0) }));
   const append = (past: Float32Array, current: Float32Array, step: number) => concatSequences([past, current], [step, 1], dim, BEAM); // (5, t + 1, D)
   const tokens: number[] = [];
   let token = 0;
