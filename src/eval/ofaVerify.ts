@@ -61,9 +61,10 @@ function readCheckpointWeights(path: string): Map<string, NamedArray> {
   throw new Error(`${path}: checkpoint.pt fixtures need the converter (mue convert-ofa); give a weights.safetensors instead`);
 }
 
-/** Reads FILE or, when only FILE.gz exists, its gunzip. */
+/** Reads FILE (gunzipped when it is gzip data) or, when only FILE.gz exists, its gunzip. */
 function readMaybeGzipped(path: string): Buffer | null {
-  if (existsSync(path)) return readFileSync(path);
+  const gunzipped = (data: Buffer): Buffer => (data[0] === 0x1f && data[1] === 0x8b ? gunzipSync(data) : data);
+  if (existsSync(path)) return gunzipped(readFileSync(path));
   if (existsSync(`${path}.gz`)) return gunzipSync(readFileSync(`${path}.gz`));
   return null;
 }

@@ -9,7 +9,7 @@
 // positions, S = t + Tq keys, M = N + Ts memory tokens, D width, nh heads, hs = D / nh, V vocabulary.
 // Keys/values cross graph boundaries token-major, heads concatenated: (B, T, D).
 import type { OfaConfig } from '../model/ofaConfig.js';
-import { OFA_STEM_CHANNELS, ofaPatchCount } from '../model/ofaConfig.js';
+import { OFA_STEM_CHANNELS, ofaImageGrid, ofaPatchCount } from '../model/ofaConfig.js';
 import { imageBucketCount, tokenBucketCount } from '../model/ofaBuckets.js';
 import { float, int64, type LayerShape, MASKED, ModelNodes, type PieceGraph, transposed, weightOf, type Weights } from './layerGraphs.js';
 import { floatAttribute, intAttribute, intsAttribute, type TensorSignature } from './onnxBuilder.js';
@@ -135,7 +135,7 @@ export function ofaImageEmbedding(config: OfaConfig, weights: Weights): PieceGra
   const typed = nodes.node('Add', [nodes.linear(patches, 'encoder.image_proj'), parameterRow(nodes, weights, 'encoder.type_embedding.weight', 1)]);
   return finish(nodes, 'ofa_image_embedding', [
     [nodes.layerNorm(typed, 'encoder.patch_layernorm_embedding'), float('states', ['batch', ofaPatchCount(config), dim])],
-    [x, float('features', ['batch', OFA_STEM_CHANNELS, 'rows', 'columns'])],
+    [x, float('features', ['batch', OFA_STEM_CHANNELS, ...ofaImageGrid(config)])],
   ]);
 }
 

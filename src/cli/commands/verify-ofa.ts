@@ -36,8 +36,8 @@ export function registerVerifyOfaCommand(program: Command): void {
   program
     .command('verify-ofa')
     .description('Check the OFA/MuE port against a reference fixture of the official PyTorch code: every stored tensor and the exit layers of every early-exit run (exit code 0 only when all pass)')
-    .requiredOption('--fixture <dir>', 'fixture directory: config.json, inputs.safetensors, outputs.safetensors and weights.safetensors (or checkpoint.pt, or a sibling fixture of the same generator config and seed); any file may be gzip\'d as FILE.gz')
-    .option('--weights <file>', 'weights.safetensors to use instead of the fixture\'s own')
+    .requiredOption('--fixture <dir>', 'fixture directory: config.json, inputs.safetensors, outputs.safetensors and weights.safetensors (or checkpoint.pt, or a sibling fixture of the same generator config and seed); the .safetensors files may be gzip\'d (FILE.gz)')
+    .option('--weights <file>', 'weights.safetensors (or .safetensors.gz) to use instead of the fixture\'s own')
     .option('--tolerance <x>', 'largest accepted relative error max|ours - ref| / max|ref| per tensor', parseNumber('--tolerance'), OFA_PARITY_TOLERANCE)
     .option('--threads <n>', 'onnxruntime intra-op threads per piece (default 1 below width 512, else 2)', parseInteger('--threads', 1))
     .option('--json', 'print the full result (every tensor\'s error, every exit run) as JSON')
