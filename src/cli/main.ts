@@ -12,6 +12,7 @@ import { registerReportCommand } from './commands/report.js';
 import { registerScoreCommand } from './commands/score.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerTrainCommand } from './commands/train.js';
+import { registerVerifyOfaCommand } from './commands/verify-ofa.js';
 
 const program = new Command();
 program
@@ -31,6 +32,7 @@ registerDemoCommand(program);
 registerScoreCommand(program);
 registerServeCommand(program);
 registerConvertOfaCommand(program);
+registerVerifyOfaCommand(program);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   // User-facing errors: one clear line, no stack trace, non-zero exit.

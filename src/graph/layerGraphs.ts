@@ -6,12 +6,12 @@
 // positions, M memory tokens, D width, nh heads, hs = D / nh head size, V vocabulary.
 // Attention keys and values cross graph boundaries token-major, heads concatenated: (B, T, D).
 import type { ModelConfig } from '../model/config.js';
-import { headSize, imagePatchCount, patchVectorSize } from '../model/config.js';
+import { imagePatchCount, patchVectorSize } from '../model/config.js';
 import type { NamedArray } from '../model/safetensors.js';
 import { type Attribute, floatAttribute, GraphBuilder, intAttribute, intsAttribute, type TensorSignature } from './onnxBuilder.js';
 
-/** Additive attention mask value for keys that must not be attended to (as TfModel). */
-const MASKED = -1e9;
+/** Additive attention mask value for keys that must not be attended to (as TfModel; exp underflows to exactly 0 as with −∞). */
+export const MASKED = -1e9;
 
 /** One piece: its serialised ModelProto and its input/output signatures (in graph order). */
 export interface PieceGraph {
@@ -21,16 +21,37 @@ export interface PieceGraph {
   outputs: TensorSignature[];
 }
 
-type Weights = Map<string, NamedArray>;
+export type Weights = Map<string, NamedArray>;
 
-const float = (name: string, dims: (number | string)[]): TensorSignature => ({ name, type: 'float32', dims });
-const int64 = (name: string, dims: (number | string)[]): TensorSignature => ({ name, type: 'int64', dims });
+export const float = (name: string, dims: (number | string)[]): TensorSignature => ({ name, type: 'float32', dims });
+export const int64 = (name: string, dims: (number | string)[]): TensorSignature => ({ name, type: 'int64', dims });
 
-/** Node-building functions for the model's layers over one GraphBuilder; every graph is made from these. */
-class ModelNodes {
+/** What the layer builders need to know of a model: width, heads of the graph's attention, LayerNorm ε. */
+export type LayerShape = Pick<ModelConfig, 'dim' | 'heads' | 'layerNormEpsilon'>;
+
+/**
+ * How a model stores its linear weights: 'in-out' (in, out) as mue's own checkpoints (x·W), or
+ * 'out-in' (out, in) as PyTorch's nn.Linear (transposed once into an initialiser).
+ */
+export type LinearLayout = 'in-out' | 'out-in';
+
+/** Optional parts of an attention call beyond mue's own plain attention (the OFA family uses them). */
+export interface AttentionHooks {
+  /** Score scale (default 1/√hs); OFA uses (hs·attn_scale_factor)^-1/2. */
+  scale?: number;
+  /** Additive score bias broadcastable to (B, nh, Tq, Tk), e.g. OFA's position biases. */
+  bias?: string;
+  /** Parameter name of per-head output scales (nh), applied to each head's context (OFA's c_attn). */
+  headScales?: string;
+  /** Prefix of the output projection (default `${prefix}.output`). */
+  outputProjection?: string;
+}
+
+/** Node-building functions for a model's layers over one GraphBuilder; every graph is made from these. */
+export class ModelNodes {
   readonly builder: GraphBuilder;
 
-  constructor(readonly config: ModelConfig, weights: Weights) {
+  constructor(readonly config: LayerShape, private readonly weights: Weights, private readonly linearLayout: LinearLayout = 'in-out') {
     this.builder = new GraphBuilder(weights);
   }
 
@@ -40,7 +61,15 @@ class ModelNodes {
 
   /** y = x·W + b over the last axis; x (..., in) -> (..., out). */
   linear(x: string, prefix: string): string {
-    return this.node('Add', [this.node('MatMul', [x, this.builder.weight(`${prefix}.weight`)]), this.builder.weight(`${prefix}.bias`)]);
+    return this.node('Add', [this.node('MatMul', [x, this.linearWeight(prefix)]), this.builder.weight(`${prefix}.bias`)]);
+  }
+
+  /** The (in, out) weight of linear `prefix` in either stored layout. */
+  private linearWeight(prefix: string): string {
+    const name = `${prefix}.weight`;
+    if (this.linearLayout === 'in-out') return this.builder.weight(name);
+    const stored = weightOf(this.weights, name);
+    return this.builder.derivedWeight(`${name}.transposed`, [stored.shape[1]!, stored.shape[0]!], transposed(stored)); // (in, out)
   }
 
   /** LN(x) = (x − mean) / sqrt(var + ε) · γ + β over the last axis. */
@@ -51,13 +80,16 @@ class ModelNodes {
     });
   }
 
-  /** FFN(x) = fc2(GELU(fc1(x))), GELU(x) = 0.5·x·(1 + erf(x/√2)). */
-  feedForward(x: string, prefix: string): string {
+  /**
+   * FFN(x) = fc2(GELU(fc1(x))), GELU(x) = 0.5·x·(1 + erf(x/√2)); with `hiddenNorm` (OFA's
+   * ffn_layernorm) fc2(LN(GELU(fc1(x)))).
+   */
+  feedForward(x: string, prefix: string, hiddenNorm?: string): string {
     const hidden = this.linear(x, `${prefix}.fc1`);
     const erf = this.node('Erf', [this.node('Mul', [hidden, this.builder.floatConstant([Math.SQRT1_2], [])])]);
     const halfHidden = this.node('Mul', [hidden, this.builder.floatConstant([0.5], [])]);
     const gelu = this.node('Mul', [halfHidden, this.node('Add', [erf, this.builder.floatConstant([1], [])])]);
-    return this.linear(gelu, `${prefix}.fc2`);
+    return this.linear(hiddenNorm ? this.layerNorm(gelu, hiddenNorm) : gelu, `${prefix}.fc2`);
   }
 
   /** (B, Tk) 1/0 mask -> additive (B, 1, 1, Tk): 0 where attended, −1e9 where masked. */
@@ -71,19 +103,25 @@ class ModelNodes {
    * with an optional additive mask (B, 1, 1, Tk); returns the output projection (B, Tq, D).
    * The one attention implementation (self, cross, cached decoder step).
    */
-  attend(query: string, key: string, value: string, additiveMask: string | null, prefix: string): string {
+  attend(query: string, key: string, value: string, additiveMask: string | null, prefix: string, hooks: AttentionHooks = {}): string {
     const { heads, dim } = this.config;
-    const size = headSize(this.config);
+    const size = dim / heads;
     const splitHeads = this.builder.int64Constant([0, 0, heads, size]); // (B, T, D) -> (B, T, nh, hs)
     const queryHeads = this.node('Transpose', [this.node('Reshape', [query, splitHeads])], { perm: intsAttribute([0, 2, 1, 3]) }); // (B, nh, Tq, hs)
     const keyTransposed = this.node('Transpose', [this.node('Reshape', [key, splitHeads])], { perm: intsAttribute([0, 2, 3, 1]) }); // (B, nh, hs, Tk)
     const valueHeads = this.node('Transpose', [this.node('Reshape', [value, splitHeads])], { perm: intsAttribute([0, 2, 1, 3]) }); // (B, nh, Tk, hs)
-    let scores = this.node('Mul', [this.node('MatMul', [queryHeads, keyTransposed]), this.builder.floatConstant([1 / Math.sqrt(size)], [])]); // (B, nh, Tq, Tk)
+    let scores = this.node('Mul', [this.node('MatMul', [queryHeads, keyTransposed]), this.builder.floatConstant([hooks.scale ?? 1 / Math.sqrt(size)], [])]); // (B, nh, Tq, Tk)
+    if (hooks.bias) scores = this.node('Add', [scores, hooks.bias]);
     if (additiveMask) scores = this.node('Add', [scores, additiveMask]);
     const weights = this.node('Softmax', [scores], { axis: intAttribute(-1) });
-    const context = this.node('Transpose', [this.node('MatMul', [weights, valueHeads])], { perm: intsAttribute([0, 2, 1, 3]) }); // (B, Tq, nh, hs)
+    let headContext = this.node('MatMul', [weights, valueHeads]); // (B, nh, Tq, hs)
+    if (hooks.headScales) {
+      const scales = weightOf(this.weights, hooks.headScales);
+      headContext = this.node('Mul', [headContext, this.builder.derivedWeight(`${hooks.headScales}.per_head`, [heads, 1, 1], scales.data)]); // (nh, 1, 1) broadcast
+    }
+    const context = this.node('Transpose', [headContext], { perm: intsAttribute([0, 2, 1, 3]) }); // (B, Tq, nh, hs)
     const merged = this.node('Reshape', [context, this.builder.int64Constant([0, 0, dim])]); // (B, Tq, D)
-    return this.linear(merged, `${prefix}.output`);
+    return this.linear(merged, hooks.outputProjection ?? `${prefix}.output`);
   }
 
   /** Pre-LN encoder layer: x + Attn(LN(x)), then + FFN(LN(·)). x (B, T, D), additiveMask (B, 1, 1, T). */
@@ -301,7 +339,7 @@ export function* fullStackPieces(config: ModelConfig, weights: Weights): Generat
 
 // ---- helpers -------------------------------------------------------------------
 
-function weightOf(weights: Weights, name: string): NamedArray {
+export function weightOf(weights: Weights, name: string): NamedArray {
   const tensor = weights.get(name);
   if (!tensor) throw new Error(`weights have no tensor "${name}"`);
   return tensor;
@@ -314,7 +352,7 @@ function typeEmbeddingRow(nodes: ModelNodes, weights: Weights, row: 0 | 1, dim: 
 }
 
 /** (R, C) row-major -> (C, R). */
-function transposed({ shape, data }: NamedArray): Float32Array {
+export function transposed({ shape, data }: NamedArray): Float32Array {
   const [rows, columns] = shape as [number, number];
   const out = new Float32Array(rows * columns);
   for (let r = 0; r < rows; r++) for (let c = 0; c < columns; c++) out[c * rows + r] = data[r * columns + c]!;

@@ -1,13 +1,17 @@
 // safetensors encode/decode. Hand-written: the format is 30 lines of spec
 // (8-byte little-endian header size, JSON header {name: {dtype, shape, data_offsets}},
 // raw little-endian data) and no maintained npm package implements it.
-// F16 is stored for shipped models; everything is returned as float32.
+// F16 is stored for shipped models; everything is returned as float32. Integer and bool
+// tensors (I64, BOOL: token ids, masks and counters in reference dumps) are read as float32
+// too, refusing values float32 cannot hold exactly (|v| > 2^24).
 
 export type StoredDtype = 'F32' | 'F16';
 export interface NamedArray { shape: number[]; data: Float32Array }
 export interface SafetensorsFile { tensors: Map<string, NamedArray>; metadata: Record<string, string> }
 
 const ALIGNMENT = 8;
+const BYTES_PER_VALUE: Record<string, number> = { F32: 4, F16: 2, I64: 8, BOOL: 1 };
+const EXACT_FLOAT32_INTEGER = 2n ** 24n;
 
 export function encodeSafetensors(
   tensors: Map<string, NamedArray>,
@@ -66,16 +70,24 @@ export function decodeSafetensors(buffer: Uint8Array, source = 'safetensors file
       continue;
     }
     const { dtype, shape, data_offsets: offsets } = entry as { dtype: string; shape: number[]; data_offsets: [number, number] };
-    if (dtype !== 'F32' && dtype !== 'F16') throw new Error(`${source}: tensor "${name}" has unsupported dtype ${dtype}`);
+    const bytesPerValue = BYTES_PER_VALUE[dtype];
+    if (bytesPerValue === undefined) throw new Error(`${source}: tensor "${name}" has unsupported dtype ${dtype}`);
     const count = shape.reduce((a, b) => a * b, 1);
-    const bytesPerValue = dtype === 'F32' ? 4 : 2;
     const [begin, end] = offsets;
     if (end - begin !== count * bytesPerValue) throw new Error(`${source}: tensor "${name}" byte range does not match its shape [${shape}]`);
     if (end > dataLength) throw new Error(`${source}: truncated (tensor "${name}" ends at byte ${end}, data has ${dataLength})`);
     const data = new Float32Array(count);
     const base = dataStart + begin;
     if (dtype === 'F32') for (let i = 0; i < count; i++) data[i] = view.getFloat32(base + 4 * i, true);
-    else for (let i = 0; i < count; i++) data[i] = float16BitsToFloat32(view.getUint16(base + 2 * i, true));
+    else if (dtype === 'F16') for (let i = 0; i < count; i++) data[i] = float16BitsToFloat32(view.getUint16(base + 2 * i, true));
+    else if (dtype === 'BOOL') for (let i = 0; i < count; i++) data[i] = view.getUint8(base + i) ? 1 : 0;
+    else {
+      for (let i = 0; i < count; i++) {
+        const value = view.getBigInt64(base + 8 * i, true);
+        if (value > EXACT_FLOAT32_INTEGER || value < -EXACT_FLOAT32_INTEGER) throw new Error(`${source}: tensor "${name}" holds ${value}, beyond float32's exact integers`);
+        data[i] = Number(value);
+      }
+    }
     tensors.set(name, { shape, data });
   }
   return { tensors, metadata };
