@@ -53,7 +53,7 @@ function inferNode(node: RecordedNode, known: Inferred): void {
     return values;
   };
   const [first, second] = node.inputs;
-  const set = (shape: Shape, index = 0) => known.shapes.set(node.outputs[index]!, shape);
+  const set = (shape: Shape, index = 0): void => void known.shapes.set(node.outputs[index]!, shape);
   const op = node.opType;
   if (ELEMENTWISE_UNARY.has(op)) return set(shapeOf(first!));
   if (ELEMENTWISE_BINARY.has(op)) return set(broadcast(shapeOf(first!), shapeOf(second!), op));
@@ -149,7 +149,7 @@ class Emitter {
   constructor(readonly builder: GraphBuilder, readonly known: Inferred) {}
 
   shape(tensor: string): Shape {
-    const shape = this.known.shapes.get(tensor);
+    const shape = this.known.shapes.get(tensor) ?? this.builder.constant(tensor)?.dims;
     if (!shape) throw new Error(`autodiff: no shape for "${tensor}"`);
     return shape;
   }
@@ -210,7 +210,7 @@ const VJPS: Record<string, VectorJacobianProduct> = {
   Identity: (_node, g) => [g],
   // d(a ± b) = g, ±g summed over broadcast axes.
   Add: (node, g, emit, needed) => binaryReduced(node, emit, [() => g, () => g], needed),
-  Sub: (node, g, emit, needed) => binaryReduced(node, emit, [() => g, () => emit.node('Neg', [g], {}, emit.shape(g))], needed),
+  Sub: (node, g, emit, needed) => binaryReduced(node, emit, [() => g, () => emit.node('Neg', [g], {}, emit.shape(node.outputs[0]!))], needed),
   // d(a·b) = g·b, g·a.
   Mul: (node, g, emit, needed) => {
     const [a, b] = node.inputs as [string, string];
@@ -228,7 +228,7 @@ const VJPS: Record<string, VectorJacobianProduct> = {
     ], needed);
   },
   Sum: (node, g, emit, needed) => node.inputs.map((input, i) => (needed[i] ? emit.reduceTo(g, emit.shape(node.outputs[0]!), emit.shape(input)) : null)),
-  Neg: (_node, g, emit) => [emit.node('Neg', [g], {}, emit.shape(g))],
+  Neg: (node, g, emit) => [emit.node('Neg', [g], {}, emit.shape(node.outputs[0]!))],
   // d erf(x) = g · 2/√π · exp(−x²).
   Erf: (node, g, emit) => {
     const x = node.inputs[0]!;
