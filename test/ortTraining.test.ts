@@ -166,3 +166,15 @@ test('the ORT and tfjs engines take the same first steps', async () => {
   const losses = (engine: 'ort' | 'tfjs') => trainLosses(join(workDir, `${engine}-straight`));
   losses('ort').forEach((loss, i) => assert.ok(Math.abs(loss - losses('tfjs')[i]!) < 1e-3 * loss, `step ${i + 1}: ort ${loss} vs tfjs ${losses('tfjs')[i]}`));
 });
+
+test('a non-finite loss stops ORT training with the step number; the starting checkpoint is untouched', async () => {
+  const { saveCheckpoint } = await import('../src/model/checkpoint.js');
+  const { saveRandomCheckpoint } = await import('./helpers.js');
+  const start = join(workDir, 'nan-start');
+  await saveRandomCheckpoint(start, 'caption');
+  const checkpoint = loadCheckpoint(start);
+  checkpoint.weights.get('decoder.final_norm.weight')!.data[0] = Number.NaN;
+  saveCheckpoint(start, { task: 'caption', config: checkpoint.config, tokenizer: checkpoint.tokenizer, weights: checkpoint.weights });
+  await assert.rejects(train(run('nan-run', { initFrom: start })), /training diverged at step 1 \(loss NaN\)/);
+  assert.ok(Number.isNaN(loadCheckpoint(start).weights.get('decoder.final_norm.weight')!.data[0]));
+});

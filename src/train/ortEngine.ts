@@ -20,7 +20,10 @@ export interface OrtEngineOptions {
   loss: LossOptions;
   /** Intra-op threads of the session (1..MAX_THREADS). */
   threads: number;
-  /** Text and decoder lengths are padded up to a multiple of this (exact: padding is masked); 1 = no padding. */
+  /**
+   * Text and decoder lengths are padded up to a multiple of this (exact: padding is masked), so
+   * few distinct graphs are built (each costs a session); 1 = no padding.
+   */
   lengthBucket?: number;
   /** Write ORT's profile (JSON) of every session under this file prefix. */
   profilePrefix?: string;
@@ -28,8 +31,10 @@ export interface OrtEngineOptions {
 
 /** Additive logit mask for tokens outside allowedTokens (as the tfjs loss). */
 const MASKED = -1e9;
-/** Sessions kept for distinct step shapes; each holds its own buffers. */
-const MAX_SESSIONS = 2;
+/** Sessions kept for distinct step shapes (each holds its own buffers); the least recently used is released. */
+const MAX_SESSIONS = 4;
+/** The trainer's padding: lengths up to 16 / 24 tokens give at most 2 × 3 step graphs. */
+export const DEFAULT_LENGTH_BUCKET = 8;
 
 /** The batch as the graph's feeds (padded to `shape`). */
 export interface StepFeeds { shape: StepShape; feeds: Record<string, ort.Tensor> }

@@ -15,7 +15,7 @@ import { AdamW } from './adamw.js';
 import { disposeBatch, fitsModel, fromTaskRecord, makeBatch, type Seq2SeqExample } from './batch.js';
 import { type EngineName, TfjsEngine, type TrainingEngine } from './engine.js';
 import { layerwiseTaskLoss, type LossMode } from './loss.js';
-import { MAX_THREADS, OrtEngine } from './ortEngine.js';
+import { DEFAULT_LENGTH_BUCKET, MAX_THREADS, OrtEngine } from './ortEngine.js';
 
 export interface TrainOptions {
   task: Task;
@@ -144,7 +144,7 @@ export async function train(options: TrainOptions, callbacks: TrainCallbacks = {
   }
   const lossOptions = { smoothing: options.labelSmoothing, mode: options.lossMode };
   const engine: TrainingEngine = (options.engine ?? 'ort') === 'ort'
-    ? new OrtEngine(config, weights, optimizer, { loss: lossOptions, threads: options.threads ?? DEFAULT_THREADS, lengthBucket: 4 })
+    ? new OrtEngine(config, weights, optimizer, { loss: lossOptions, threads: options.threads ?? DEFAULT_THREADS, lengthBucket: DEFAULT_LENGTH_BUCKET })
     : new TfjsEngine(TfModel.fromTensors(config, toTensors(weights)), optimizer, lossOptions);
   mkdirSync(options.outDir, { recursive: true });
   const logPath = join(options.outDir, 'train-log.jsonl');
