@@ -195,11 +195,14 @@ export class ModelNodes {
   /** x (B, T, D) -> logits (B, T, V) = LN_dec(x) · Eᵀ with the tied token embedding. */
   logits(x: string): string {
     const { dim, vocabSize } = this.config;
-    const embeddingTransposed = this.builder.parametersAsInputs
+    // Transposed once per graph, however many layers go through the head.
+    this.embeddingTransposed ??= this.builder.parametersAsInputs
       ? this.node('Transpose', [this.builder.weight('token_embedding')], { perm: intsAttribute([1, 0]) }) // (D, V)
       : this.builder.derivedWeight('token_embedding.transposed', [dim, vocabSize], transposed(this.weightOf('token_embedding'))); // (D, V)
-    return this.node('MatMul', [this.layerNorm(x, 'decoder.final_norm'), embeddingTransposed]);
+    return this.node('MatMul', [this.layerNorm(x, 'decoder.final_norm'), this.embeddingTransposed]);
   }
+
+  private embeddingTransposed: string | undefined;
 
   /** Row `row` of type_embedding (2, D) as (D): row 0 image, row 1 text. */
   private typeEmbeddingRow(row: 0 | 1): string {
