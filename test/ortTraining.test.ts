@@ -162,6 +162,16 @@ for (const engine of ['ort', 'tfjs'] as const) {
   });
 }
 
+test('a model trained with ort runs through the runtime', async () => {
+  const { MuEModel } = await import('../src/runtime/mueModel.js');
+  const model = await MuEModel.load(join(workDir, 'ort-straight'));
+  const image = { width: 32, height: 32, pixels: new Uint8Array(32 * 32 * 3).fill(128) };
+  const { caption, telemetry } = await model.caption({ image }, { imageThreshold: 1, textThreshold: 1, decoderThreshold: 1 });
+  await model.dispose();
+  assert.equal(typeof caption, 'string');
+  assert.ok(telemetry);
+});
+
 test('the ORT and tfjs engines take the same first steps', async () => {
   const losses = (engine: 'ort' | 'tfjs') => trainLosses(join(workDir, `${engine}-straight`));
   losses('ort').forEach((loss, i) => assert.ok(Math.abs(loss - losses('tfjs')[i]!) < 1e-3 * loss, `step ${i + 1}: ort ${loss} vs tfjs ${losses('tfjs')[i]}`));
