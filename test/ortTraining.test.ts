@@ -188,3 +188,15 @@ test('a non-finite loss stops ORT training with the step number; the starting ch
   await assert.rejects(train(run('nan-run', { initFrom: start })), /training diverged at step 1 \(loss NaN\)/);
   assert.ok(Number.isNaN(loadCheckpoint(start).weights.get('decoder.final_norm.weight')!.data[0]));
 });
+
+test('allowedTokens: CE = (1−ε)(−log p_y) + ε·mean over the allowed tokens, p a softmax over the allowed tokens only', async () => {
+  const { labelSmoothedCrossEntropy } = await import('../src/train/loss.js');
+  const logits = [1.5, -0.5, 0.25, 3];
+  const allowed = [0, 2];
+  const logNormaliser = Math.log(Math.exp(logits[0]!) + Math.exp(logits[2]!));
+  const logP = (v: number) => logits[v]! - logNormaliser;
+  const expected = 0.9 * -logP(2) + 0.1 * -(logP(0) + logP(2)) / 2;
+  const loss = labelSmoothedCrossEntropy(tf.tensor3d(logits, [1, 1, 4]), tf.tensor2d([[2]], [1, 1], 'int32'), tf.tensor2d([[1]]), 0.1, allowed);
+  assert.ok(Math.abs(loss.dataSync()[0]! - expected) < 1e-6, `${loss.dataSync()[0]} vs ${expected}`);
+  assert.throws(() => labelSmoothedCrossEntropy(tf.tensor3d(logits, [1, 1, 4]), tf.tensor2d([[2]], [1, 1], 'int32'), tf.tensor2d([[1]]), 0.1, [9]), /allowed token 9 is outside the vocabulary/);
+});
