@@ -1,6 +1,7 @@
 // The training loop (nanoGPT-style, top to bottom): data stream -> forward -> layer-wise
 // loss -> AdamW, with periodic validation, atomic checkpoints, resume and a JSONL log.
 import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { endlessRecords, openDataSource, takeRecords } from '../data/dataSource.js';
 import { tokenizerFromJSON } from '../data/hfTokenizer.js';
@@ -50,8 +51,8 @@ export interface TrainOptions {
   threads?: number;
 }
 
-/** Both cores of the development machine. */
-export const DEFAULT_THREADS = 2;
+/** Every core (both on the development machine), at most MAX_THREADS. */
+export const DEFAULT_THREADS = Math.min(MAX_THREADS, availableParallelism());
 
 export const DEFAULT_TRAIN_OPTIONS: Omit<TrainOptions, 'task' | 'outDir'> = {
   preset: 'small',

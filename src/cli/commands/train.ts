@@ -36,8 +36,8 @@ export function registerTrainCommand(program: Command): void {
     .option('--init-from <dir>', 'fine-tune: start from this checkpoint (its config and tokenizer; --image-size must match, --encoder-mode may differ)')
     .option('--tokenizer <file>', 'Hugging Face tokenizer.json (BPE, WordPiece, …) for a fresh model on real text (default: SceneWorld words)')
     .option('--stop-at <step>', 'pause after this step (checkpoint saved); continue later with --resume', parseInteger('--stop-at', 1))
-    .option('--engine <name>', 'ort: ONNX Runtime, generated gradients, multi-threaded (default) | tfjs: TensorFlow.js wasm, single-threaded (reference)', parseChoice('--engine', ENGINES), 'ort')
-    .option('--threads <n>', `ONNX Runtime threads, 1..${MAX_THREADS}`, parseInteger('--threads', 1), DEFAULT_THREADS)
+    .option('--engine <name>', 'ort: ONNX Runtime, generated gradients, multi-threaded | tfjs: TensorFlow.js wasm, single-threaded (reference)', parseChoice('--engine', ENGINES), 'ort')
+    .option('--threads <n>', `ONNX Runtime threads, 1..${MAX_THREADS}; default: every core`, parseInteger('--threads', 1), DEFAULT_THREADS)
     .option('--resume', 'continue the run saved in --out')
     .option('--overwrite', 'start again, replacing the checkpoint in --out')
     .action(async (raw: Record<string, unknown>) => {
