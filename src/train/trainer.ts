@@ -216,7 +216,7 @@ export function validate(model: TfModel, examples: Seq2SeqExample[], tokenizer: 
     const batch = makeBatch(part, tokenizer, model.config);
     tf.tidy(() => {
       const { decoderStates } = model.forward(batch.inputs);
-      const { perLayer } = layerwiseTaskLoss(model, decoderStates, batch.targets, batch.targetMask, { smoothing: options.labelSmoothing, mode: options.lossMode });
+      const { perLayer } = layerwiseTaskLoss(model, decoderStates, batch.targets, batch.targetMask, { smoothing: options.labelSmoothing, mode: options.lossMode, allowedTokens: batch.allowedTokens });
       perLayer.forEach((loss, i) => (lossSums[i]! += loss.dataSync()[0]! * part.length));
       decoderStates.slice(1).forEach((state, i) => {
         const logits = model.logits(state); // (B, T, V)
