@@ -47,12 +47,25 @@ export interface AttentionHooks {
   outputProjection?: string;
 }
 
-/** Node-building functions for a model's layers over one GraphBuilder; every graph is made from these. */
-export class ModelNodes {
-  readonly builder: GraphBuilder;
+export interface ModelNodesOptions {
+  linearLayout?: LinearLayout;
+  /** Weights become graph inputs (training) and weights derived from them are computed in the graph. */
+  parametersAsInputs?: boolean;
+}
 
-  constructor(readonly config: LayerShape, private readonly weights: Weights, private readonly linearLayout: LinearLayout = 'in-out') {
-    this.builder = new GraphBuilder(weights);
+/**
+ * Node-building functions for a model's layers over one GraphBuilder; every graph, inference
+ * piece or training step, of either family, is made from these. The layer builders need only
+ * the LayerShape; mue's own embeddings and head (typed `this: ModelNodes<ModelConfig>`) need
+ * the whole ModelConfig.
+ */
+export class ModelNodes<Config extends LayerShape = ModelConfig> {
+  readonly builder: GraphBuilder;
+  private readonly linearLayout: LinearLayout;
+
+  constructor(readonly config: Config, private readonly weights: Weights, options: ModelNodesOptions = {}) {
+    this.builder = new GraphBuilder(weights, options.parametersAsInputs ?? false);
+    this.linearLayout = options.linearLayout ?? 'in-out';
   }
 
   node(opType: string, inputs: string[], attributes?: Record<string, Attribute>): string {
@@ -124,8 +137,8 @@ export class ModelNodes {
     return this.linear(merged, hooks.outputProjection ?? `${prefix}.output`);
   }
 
-  /** Pre-LN encoder layer: x + Attn(LN(x)), then + FFN(LN(·)). x (B, T, D), additiveMask (B, 1, 1, T). */
-  encoderLayer(index: number, x: string, additiveMask: string): string {
+  /** Pre-LN encoder layer: x + Attn(LN(x)), then + FFN(LN(·)). x (B, T, D), additiveMask (B, 1, 1, T) or null (no padding). */
+  encoderLayer(index: number, x: string, additiveMask: string | null): string {
     const prefix = `encoder.${index}`;
     const normed = this.layerNorm(x, `${prefix}.attention_norm`);
     const attention = `${prefix}.attention`;
@@ -158,17 +171,92 @@ export class ModelNodes {
     index: number, x: string, past: { key: string; value: string },
     cross: { key: string; value: string }, memoryMask: string,
   ): { hidden: string; key: string; value: string } {
-    const prefix = `decoder.${index}`;
     const current = this.selfKeyValues(index, x);
     const keys = this.node('Concat', [past.key, current.key], { axis: intAttribute(1) }); // (B, t + 1, D)
     const values = this.node('Concat', [past.value, current.value], { axis: intAttribute(1) }); // (B, t + 1, D)
+    const hidden = this.decoderBlock(index, x, current.normed, { key: keys, value: values }, null, cross, memoryMask);
+    return { hidden, key: current.key, value: current.value };
+  }
+
+  /**
+   * Teacher-forced decoder layer `index` over a whole sequence (training): x (B, T, D) attends to
+   * positions ≤ its own through causalMask (1, 1, T, T); memory (B, M, D), memoryMask additive (B, 1, 1, M).
+   */
+  decoderLayer(index: number, x: string, memory: string, causalMask: string, memoryMask: string): string {
+    const current = this.selfKeyValues(index, x);
+    return this.decoderBlock(index, x, current.normed, current, causalMask, this.crossKeyValues(index, memory), memoryMask);
+  }
+
+  /** Additive causal mask (1, 1, T, T): 0 where key position ≤ query position, −1e9 after it. */
+  causalMask(length: number): string {
+    const values = Array.from({ length: length * length }, (_, i) => (i % length <= Math.floor(i / length) ? 0 : MASKED));
+    return this.builder.floatConstant(values, [1, 1, length, length]);
+  }
+
+  /** The body of a decoder layer after its self-attention K/V: x + SelfAttn, + CrossAttn, + FFN. */
+  private decoderBlock(
+    index: number, x: string, normed: string, self: { key: string; value: string }, selfMask: string | null,
+    cross: { key: string; value: string }, memoryMask: string,
+  ): string {
+    const prefix = `decoder.${index}`;
     const selfAttention = `${prefix}.self_attention`;
-    const afterSelf = this.node('Add', [x, this.attend(this.linear(current.normed, `${selfAttention}.query`), keys, values, null, selfAttention)]);
+    const afterSelf = this.node('Add', [x, this.attend(this.linear(normed, `${selfAttention}.query`), self.key, self.value, selfMask, selfAttention)]);
     const crossAttention = `${prefix}.cross_attention`;
     const crossQuery = this.linear(this.layerNorm(afterSelf, `${prefix}.cross_attention_norm`), `${crossAttention}.query`);
     const afterCross = this.node('Add', [afterSelf, this.attend(crossQuery, cross.key, cross.value, memoryMask, crossAttention)]);
-    const hidden = this.node('Add', [afterCross, this.feedForward(this.layerNorm(afterCross, `${prefix}.ffn_norm`), `${prefix}.ffn`)]);
-    return { hidden, key: current.key, value: current.value };
+    return this.node('Add', [afterCross, this.feedForward(this.layerNorm(afterCross, `${prefix}.ffn_norm`), `${prefix}.ffn`)]);
+  }
+
+  // ---- embeddings and head ---------------------------------------------------
+
+  /** pixels (B, H, W, 3) in [-1, 1] -> (B, Np, D); patch vectors ordered (row, column, channel). */
+  embedImage(this: ModelNodes<ModelConfig>, pixels: string): string {
+    const { imageSize, patchSize } = this.config;
+    const grid = imageSize / patchSize;
+    const blocks = this.node('Reshape', [pixels, this.builder.int64Constant([0, grid, patchSize, grid, patchSize, 3])]); // (B, gy, P, gx, P, 3)
+    const ordered = this.node('Transpose', [blocks], { perm: intsAttribute([0, 1, 3, 2, 4, 5]) }); // (B, gy, gx, P, P, 3)
+    const patches = this.node('Reshape', [ordered, this.builder.int64Constant([0, imagePatchCount(this.config), patchVectorSize(this.config)])]); // (B, Np, P·P·3)
+    const positioned = this.node('Add', [this.linear(patches, 'patch_projection'), this.builder.weight('image_position')]);
+    return this.layerNorm(this.node('Add', [positioned, this.typeEmbeddingRow(0)]), 'image_embedding_norm');
+  }
+
+  /** ids (B, Lt) -> (B, Lt, D): token embedding + text position + text type, normalised. */
+  embedText(this: ModelNodes<ModelConfig>, ids: string): string {
+    const tokens = this.node('Gather', [this.builder.weight('token_embedding'), ids]); // (B, Lt, D)
+    const typed = this.node('Add', [this.node('Add', [tokens, this.leadingRows('text_position', ids)]), this.typeEmbeddingRow(1)]);
+    return this.layerNorm(typed, 'text_embedding_norm');
+  }
+
+  /** ids (B, T) with position rows broadcastable to (B, T, D) -> token embedding + position, normalised. */
+  embedDecoder(ids: string, positionRows: string): string {
+    const tokens = this.node('Gather', [this.builder.weight('token_embedding'), ids]); // (B, T, D)
+    return this.layerNorm(this.node('Add', [tokens, positionRows]), 'decoder_embedding_norm');
+  }
+
+  /** The first L rows (L, D) of position table `name`, L = the length (axis 1) of ids (B, L). */
+  leadingRows(name: string, ids: string): string {
+    const length = this.node('Shape', [ids], { start: intAttribute(1), end: intAttribute(2) }); // [L]
+    return this.node('Slice', [this.builder.weight(name), this.builder.int64Constant([0]), length, this.builder.int64Constant([0])]); // (L, D)
+  }
+
+  /** x (B, T, D) -> logits (B, T, V) = LN_dec(x) · Eᵀ with the tied token embedding. */
+  logits(this: ModelNodes<ModelConfig>, x: string): string {
+    const { dim, vocabSize } = this.config;
+    // Transposed once per graph, however many layers go through the head.
+    this.embeddingTransposed ??= this.builder.parametersAsInputs
+      ? this.node('Transpose', [this.builder.weight('token_embedding')], { perm: intsAttribute([1, 0]) }) // (D, V)
+      : this.builder.derivedWeight('token_embedding.transposed', [dim, vocabSize], transposed(weightOf(this.weights, 'token_embedding'))); // (D, V)
+    return this.node('MatMul', [this.layerNorm(x, 'decoder.final_norm'), this.embeddingTransposed]);
+  }
+
+  private embeddingTransposed: string | undefined;
+
+  /** Row `row` of type_embedding (2, D) as (D): row 0 image, row 1 text. */
+  private typeEmbeddingRow(this: ModelNodes<ModelConfig>, row: 0 | 1): string {
+    if (this.builder.parametersAsInputs) return this.node('Gather', [this.builder.weight('type_embedding'), this.builder.int64Constant([row], [])]); // (D)
+    const { dim } = this.config;
+    const rowData = weightOf(this.weights, 'type_embedding').data.subarray(row * dim, (row + 1) * dim);
+    return this.builder.derivedWeight(`type_embedding.${row === 0 ? 'image' : 'text'}`, [dim], rowData);
   }
 
   input(signature: TensorSignature): string {
@@ -186,26 +274,15 @@ export class ModelNodes {
 /** pixels (B, H, W, 3) in [-1, 1] -> (B, Np, D); patch vectors ordered (row, column, channel). */
 export function imageEmbedding(config: ModelConfig, weights: Weights): PieceGraph {
   const nodes = new ModelNodes(config, weights);
-  const { imageSize, patchSize, dim } = config;
-  const grid = imageSize / patchSize;
-  const pixels = nodes.input(float('pixels', ['batch', imageSize, imageSize, 3]));
-  const blocks = nodes.node('Reshape', [pixels, nodes.builder.int64Constant([0, grid, patchSize, grid, patchSize, 3])]); // (B, gy, P, gx, P, 3)
-  const ordered = nodes.node('Transpose', [blocks], { perm: intsAttribute([0, 1, 3, 2, 4, 5]) }); // (B, gy, gx, P, P, 3)
-  const patches = nodes.node('Reshape', [ordered, nodes.builder.int64Constant([0, imagePatchCount(config), patchVectorSize(config)])]); // (B, Np, P·P·3)
-  const positioned = nodes.node('Add', [nodes.linear(patches, 'patch_projection'), nodes.builder.weight('image_position')]);
-  const typed = nodes.node('Add', [positioned, typeEmbeddingRow(nodes, weights, 0, dim)]);
-  return nodes.finish('image_embedding', [[nodes.layerNorm(typed, 'image_embedding_norm'), float('states', ['batch', imagePatchCount(config), dim])]]);
+  const pixels = nodes.input(float('pixels', ['batch', config.imageSize, config.imageSize, 3]));
+  return nodes.finish('image_embedding', [[nodes.embedImage(pixels), float('states', ['batch', imagePatchCount(config), config.dim])]]);
 }
 
 /** ids (B, Lt) -> (B, Lt, D): token embedding + text position + text type, normalised. */
 export function textEmbedding(config: ModelConfig, weights: Weights): PieceGraph {
   const nodes = new ModelNodes(config, weights);
   const ids = nodes.input(int64('ids', ['batch', 'length']));
-  const tokens = nodes.node('Gather', [nodes.builder.weight('token_embedding'), ids]); // (B, Lt, D)
-  const length = nodes.node('Shape', [ids], { start: intAttribute(1), end: intAttribute(2) }); // [Lt]
-  const position = nodes.node('Slice', [nodes.builder.weight('text_position'), nodes.builder.int64Constant([0]), length, nodes.builder.int64Constant([0])]); // (Lt, D)
-  const typed = nodes.node('Add', [nodes.node('Add', [tokens, position]), typeEmbeddingRow(nodes, weights, 1, config.dim)]);
-  return nodes.finish('text_embedding', [[nodes.layerNorm(typed, 'text_embedding_norm'), float('states', ['batch', 'length', config.dim])]]);
+  return nodes.finish('text_embedding', [[nodes.embedText(ids), float('states', ['batch', 'length', config.dim])]]);
 }
 
 /** Encoder layer `index` for any stream (image, text or joint): x (B, T, D), keyMask (B, T) 1/0 -> (B, T, D). */
@@ -248,11 +325,8 @@ export function decoderEmbedding(config: ModelConfig, weights: Weights): PieceGr
   const nodes = new ModelNodes(config, weights);
   const ids = nodes.input(int64('ids', ['batch', 1]));
   const positions = nodes.input(int64('positions', ['batch', 1]));
-  const tokens = nodes.node('Gather', [nodes.builder.weight('token_embedding'), ids]); // (B, 1, D)
   const position = nodes.node('Gather', [nodes.builder.weight('decoder_position'), positions]); // (B, 1, D)
-  return nodes.finish('decoder_embedding', [
-    [nodes.layerNorm(nodes.node('Add', [tokens, position]), 'decoder_embedding_norm'), float('states', ['batch', 1, config.dim])],
-  ]);
+  return nodes.finish('decoder_embedding', [[nodes.embedDecoder(ids, position), float('states', ['batch', 1, config.dim])]]);
 }
 
 /**
@@ -311,9 +385,7 @@ export function selfKeyValues(config: ModelConfig, weights: Weights, index: numb
 export function outputHead(config: ModelConfig, weights: Weights): PieceGraph {
   const nodes = new ModelNodes(config, weights);
   const x = nodes.input(float('states', ['batch', 'length', config.dim]));
-  const embeddingTransposed = nodes.builder.derivedWeight('token_embedding.transposed', [config.dim, config.vocabSize], transposed(weightOf(weights, 'token_embedding'))); // (D, V)
-  const logits = nodes.node('MatMul', [nodes.layerNorm(x, 'decoder.final_norm'), embeddingTransposed]);
-  return nodes.finish('output_head', [[logits, float('logits', ['batch', 'length', config.vocabSize])]]);
+  return nodes.finish('output_head', [[nodes.logits(x), float('logits', ['batch', 'length', config.vocabSize])]]);
 }
 
 /** Every per-layer piece the runner needs, built one at a time (each holds a copy of its weights). */
@@ -343,12 +415,6 @@ export function weightOf(weights: Weights, name: string): NamedArray {
   const tensor = weights.get(name);
   if (!tensor) throw new Error(`weights have no tensor "${name}"`);
   return tensor;
-}
-
-/** Row `row` of type_embedding (2, D) as a (D) initialiser: row 0 image, row 1 text. */
-function typeEmbeddingRow(nodes: ModelNodes, weights: Weights, row: 0 | 1, dim: number): string {
-  const rowData = weightOf(weights, 'type_embedding').data.subarray(row * dim, (row + 1) * dim);
-  return nodes.builder.derivedWeight(`type_embedding.${row === 0 ? 'image' : 'text'}`, [dim], rowData);
 }
 
 /** (R, C) row-major -> (C, R). */

@@ -21,18 +21,18 @@ const heads = (config: OfaConfig, stack: Stack): number => (stack === 'encoder' 
 /** (hs · attn_scale_factor)^-1/2: the attention scale and the position-bias scale (A:58, U:579, 1163). */
 export const ofaAttentionScale = (config: OfaConfig, stack: Stack): number => (config.dim / heads(config, stack) * config.attentionScaleFactor) ** -0.5;
 
-function nodesFor(config: OfaConfig, weights: Weights, stack: Stack): ModelNodes {
+function nodesFor(config: OfaConfig, weights: Weights, stack: Stack): ModelNodes<LayerShape> {
   const shape: LayerShape = { dim: config.dim, heads: heads(config, stack), layerNormEpsilon: config.layerNormEpsilon };
-  return new ModelNodes(shape, weights, 'out-in');
+  return new ModelNodes(shape, weights, { linearLayout: 'out-in' });
 }
 
-function finish(nodes: ModelNodes, name: string, outputs: [string, TensorSignature][]): PieceGraph {
+function finish(nodes: ModelNodes<LayerShape>, name: string, outputs: [string, TensorSignature][]): PieceGraph {
   for (const [tensor, signature] of outputs) nodes.builder.output(tensor, signature);
   return { name, model: nodes.builder.build(name), ...nodes.builder.signature };
 }
 
 /** x (B, T, D) with the rows where `ids` (B, T) is the pad id set to zero. */
-function zeroPadRows(nodes: ModelNodes, x: string, ids: string, padId: number): string {
+function zeroPadRows(nodes: ModelNodes<LayerShape>, x: string, ids: string, padId: number): string {
   const isPad = nodes.node('Equal', [ids, nodes.builder.int64Constant([padId])]); // (B, T) bool
   const keep = nodes.node('Cast', [nodes.node('Not', [isPad])], { to: intAttribute(1) }); // (B, T) float
   return nodes.node('Mul', [x, nodes.node('Unsqueeze', [keep, nodes.builder.int64Constant([2])])]); // (B, T, 1) broadcast
@@ -42,7 +42,7 @@ function zeroPadRows(nodes: ModelNodes, x: string, ids: string, padId: number): 
  * bias[h, i, j] = (s·(Wq P_i + bq)_h) · (Wk P_j + bk)_h for position embeddings queries (Tq, D),
  * keys (Tk, D) -> (1, nh, Tq, Tk) (U:904-918, 1303-1324).
  */
-function positionBias(nodes: ModelNodes, config: OfaConfig, stack: Stack, queries: string, keys: string, qPrefix: string, kPrefix: string): string {
+function positionBias(nodes: ModelNodes<LayerShape>, config: OfaConfig, stack: Stack, queries: string, keys: string, qPrefix: string, kPrefix: string): string {
   const splitHeads = nodes.builder.int64Constant([0, heads(config, stack), config.dim / heads(config, stack)]); // (T, D) -> (T, nh, hs)
   const query = nodes.node('Transpose', [nodes.node('Reshape', [nodes.linear(queries, qPrefix), splitHeads])], { perm: intsAttribute([1, 0, 2]) }); // (nh, Tq, hs)
   const key = nodes.node('Transpose', [nodes.node('Reshape', [nodes.linear(keys, kPrefix), splitHeads])], { perm: intsAttribute([1, 2, 0]) }); // (nh, hs, Tk)
@@ -52,7 +52,7 @@ function positionBias(nodes: ModelNodes, config: OfaConfig, stack: Stack, querie
 
 /** One OFA attention call (A): projections, scale, bias, additive mask, c_attn, out_proj; then attn_ln when scale_attn. */
 function ofaAttention(
-  nodes: ModelNodes, config: OfaConfig, stack: Stack, prefix: string, query: string,
+  nodes: ModelNodes<LayerShape>, config: OfaConfig, stack: Stack, prefix: string, query: string,
   keyValue: { key: string; value: string }, bias: string, additiveMask: string | null, outputNorm: string,
 ): string {
   const attended = nodes.attend(nodes.linear(query, `${prefix}.q_proj`), keyValue.key, keyValue.value, additiveMask, prefix, {
@@ -65,13 +65,13 @@ function ofaAttention(
 }
 
 /** FFN sub-block with its residual: x + fc2(ffn_layernorm(gelu(fc1(LN(x))))) (L:270-293). */
-function ofaFeedForwardBlock(nodes: ModelNodes, config: OfaConfig, prefix: string, x: string): string {
+function ofaFeedForwardBlock(nodes: ModelNodes<LayerShape>, config: OfaConfig, prefix: string, x: string): string {
   const normed = nodes.layerNorm(x, `${prefix}.final_layer_norm`);
   return nodes.node('Add', [x, nodes.feedForward(normed, prefix, config.scaleFeedForward ? `${prefix}.ffn_layernorm` : undefined)]);
 }
 
 /** Encoder layer l (L:222-293): x (B, T, D), additive key mask (B, 1, 1, T), bias (1|B, nh, T, T) -> (B, T, D). */
-function ofaEncoderLayerNodes(nodes: ModelNodes, config: OfaConfig, index: number, x: string, mask: string, bias: string): string {
+function ofaEncoderLayerNodes(nodes: ModelNodes<LayerShape>, config: OfaConfig, index: number, x: string, mask: string, bias: string): string {
   const prefix = `encoder.layers.${index}`;
   const normed = nodes.layerNorm(x, `${prefix}.self_attn_layer_norm`);
   const selfAttention = `${prefix}.self_attn`;
@@ -81,7 +81,7 @@ function ofaEncoderLayerNodes(nodes: ModelNodes, config: OfaConfig, index: numbe
 }
 
 /** Conv2d without bias (the stem's convolutions): x (B, Cin, H, W) -> (B, Cout, H', W'). */
-function conv(nodes: ModelNodes, x: string, name: string, kernel: number, stride: number): string {
+function conv(nodes: ModelNodes<LayerShape>, x: string, name: string, kernel: number, stride: number): string {
   const padding = Math.floor(kernel / 2);
   return nodes.node('Conv', [x, nodes.builder.weight(`${name}.weight`)], {
     kernel_shape: intsAttribute([kernel, kernel]), strides: intsAttribute([stride, stride]), pads: intsAttribute([padding, padding, padding, padding]),
@@ -89,7 +89,7 @@ function conv(nodes: ModelNodes, x: string, name: string, kernel: number, stride
 }
 
 /** Eval-mode BatchNorm: (x − running_mean) / √(running_var + 1e-5) · weight + bias per channel. */
-function batchNorm(nodes: ModelNodes, x: string, name: string): string {
+function batchNorm(nodes: ModelNodes<LayerShape>, x: string, name: string): string {
   const { builder } = nodes;
   return nodes.node('BatchNormalization', [x, builder.weight(`${name}.weight`), builder.weight(`${name}.bias`), builder.weight(`${name}.running_mean`), builder.weight(`${name}.running_var`)], {
     epsilon: floatAttribute(1e-5),
@@ -97,7 +97,7 @@ function batchNorm(nodes: ModelNodes, x: string, name: string): string {
 }
 
 /** Bottleneck v1.5 (R:113-133): ReLU(shortcut + bn3(conv3(relu(bn2(conv2_s(relu(bn1(conv1(x))))))))). */
-function bottleneck(nodes: ModelNodes, x: string, name: string, stride: number, downsample: boolean): string {
+function bottleneck(nodes: ModelNodes<LayerShape>, x: string, name: string, stride: number, downsample: boolean): string {
   let branch = nodes.node('Relu', [batchNorm(nodes, conv(nodes, x, `${name}.conv1`, 1, 1), `${name}.bn1`)]);
   branch = nodes.node('Relu', [batchNorm(nodes, conv(nodes, branch, `${name}.conv2`, 3, stride), `${name}.bn2`)]);
   branch = batchNorm(nodes, conv(nodes, branch, `${name}.conv3`, 1, 1), `${name}.bn3`);
@@ -106,7 +106,7 @@ function bottleneck(nodes: ModelNodes, x: string, name: string, stride: number, 
 }
 
 /** A (D) row of a (rows, D) parameter as an initialiser. */
-function parameterRow(nodes: ModelNodes, weights: Weights, name: string, row: number): string {
+function parameterRow(nodes: ModelNodes<LayerShape>, weights: Weights, name: string, row: number): string {
   const { shape, data } = weightOf(weights, name);
   const width = shape[1]!;
   return nodes.builder.derivedWeight(`${name}.row${row}`, [width], data.subarray(row * width, (row + 1) * width));
@@ -273,7 +273,7 @@ export function ofaCrossKeyValues(config: OfaConfig, weights: Weights, index: nu
  * positions, all cached keys visible.
  */
 function ofaDecoderLayerNodes(
-  nodes: ModelNodes, config: OfaConfig, index: number, x: string,
+  nodes: ModelNodes<LayerShape>, config: OfaConfig, index: number, x: string,
   past: { key: string; value: string }, selfMask: string, selfBias: string,
   cross: { key: string; value: string }, memoryMask: string, crossBias: string,
 ): { hidden: string; key: string; value: string } {
@@ -298,7 +298,7 @@ function ofaDecoderLayerNodes(
   return { hidden: ofaFeedForwardBlock(nodes, config, prefix, afterCross), key: current.key, value: current.value };
 }
 
-const decoderLayerInputs = (nodes: ModelNodes, config: OfaConfig, suffix: string) => {
+const decoderLayerInputs = (nodes: ModelNodes<LayerShape>, config: OfaConfig, suffix: string) => {
   const { dim, decoderHeads: nh } = config;
   const input = (signature: TensorSignature): string => nodes.builder.input({ ...signature, name: `${signature.name}${suffix}` });
   return {

@@ -26,10 +26,15 @@ const DATA_TYPE: Record<ElementType, number> = {
 export type Attribute =
   | { type: 'int'; value: number }
   | { type: 'ints'; value: number[] }
-  | { type: 'float'; value: number };
+  | { type: 'float'; value: number }
+  | { type: 'string'; value: string };
 export const intAttribute = (value: number): Attribute => ({ type: 'int', value });
 export const intsAttribute = (value: number[]): Attribute => ({ type: 'ints', value });
 export const floatAttribute = (value: number): Attribute => ({ type: 'float', value });
+export const stringAttribute = (value: string): Attribute => ({ type: 'string', value });
+
+/** A node as recorded by the builder, for passes over the graph (e.g. autodiff). */
+export interface RecordedNode { opType: string; inputs: string[]; outputs: string[]; attributes: Record<string, Attribute> }
 
 function attributeProto(name: string, attribute: Attribute): onnxProto.onnx.IAttributeProto {
   const { AttributeType } = onnx.AttributeProto;
@@ -37,6 +42,7 @@ function attributeProto(name: string, attribute: Attribute): onnxProto.onnx.IAtt
     case 'int': return { name, type: AttributeType.INT, i: attribute.value };
     case 'ints': return { name, type: AttributeType.INTS, ints: attribute.value };
     case 'float': return { name, type: AttributeType.FLOAT, f: attribute.value };
+    case 'string': return { name, type: AttributeType.STRING, s: new TextEncoder().encode(attribute.value) };
   }
 }
 
@@ -57,15 +63,20 @@ const bytesOf = (array: Float32Array | BigInt64Array): Uint8Array => new Uint8Ar
 /**
  * Accumulates one graph. Every method returns the name of the tensor it produced, so
  * graph code reads like the math: `builder.node('Add', [x, y])`.
+ * Weights are initialisers (inference) or, with `parametersAsInputs`, graph inputs of the
+ * weights' shapes (training: the parameters change every step and gradients flow to them).
  */
 export class GraphBuilder {
   private readonly nodes: onnxProto.onnx.INodeProto[] = [];
+  private readonly recorded: RecordedNode[] = [];
   private readonly initializers = new Map<string, onnxProto.onnx.ITensorProto>();
+  private readonly constants = new Map<string, { dims: number[]; values: number[] }>();
   private readonly inputs: TensorSignature[] = [];
   private readonly outputs: TensorSignature[] = [];
+  private readonly parameterNames = new Set<string>();
   private nodeCount = 0;
 
-  constructor(private readonly weights: Map<string, NamedArray>) {}
+  constructor(private readonly weights: Map<string, NamedArray>, readonly parametersAsInputs = false) {}
 
   input(signature: TensorSignature): string {
     this.inputs.push(signature);
@@ -74,18 +85,27 @@ export class GraphBuilder {
 
   /** Declares `tensor` a graph output named `signature.name` (via Identity when the names differ). */
   output(tensor: string, signature: TensorSignature): void {
-    if (tensor !== signature.name) this.nodes.push({ opType: 'Identity', input: [tensor], output: [signature.name], name: `output_${signature.name}` });
+    if (tensor !== signature.name) this.record('Identity', [tensor], [signature.name], {}, `output_${signature.name}`);
     this.outputs.push(signature);
   }
 
-  /** A model weight by its parameter name, added once as an initialiser. */
+  /** A model weight by its parameter name, added once as an initialiser (or graph input, see the class). */
   weight(name: string): string {
-    if (!this.initializers.has(name)) {
-      const tensor = this.weights.get(name);
-      if (!tensor) throw new Error(`weights have no tensor "${name}"`);
+    if (this.initializers.has(name) || this.parameterNames.has(name)) return name;
+    const tensor = this.weights.get(name);
+    if (!tensor) throw new Error(`weights have no tensor "${name}"`);
+    if (this.parametersAsInputs) {
+      this.parameterNames.add(name);
+      this.input({ name, type: 'float32', dims: tensor.shape });
+    } else {
       this.addInitializer(name, 'float32', tensor.shape, bytesOf(tensor.data));
     }
     return name;
+  }
+
+  /** The parameters declared as graph inputs so far, in order of first use. */
+  get parameters(): string[] {
+    return [...this.parameterNames];
   }
 
   /** A float32 initialiser computed from the weights (e.g. a transposed or sliced weight). */
@@ -95,21 +115,38 @@ export class GraphBuilder {
   }
 
   floatConstant(values: number[], dims: number[] = [values.length]): string {
-    return this.addInitializer(this.uniqueName('const'), 'float32', dims, bytesOf(Float32Array.from(values)));
+    const name = this.addInitializer(this.uniqueName('const'), 'float32', dims, bytesOf(Float32Array.from(values)));
+    this.constants.set(name, { dims, values });
+    return name;
   }
 
-  int64Constant(values: number[]): string {
-    return this.addInitializer(this.uniqueName('const'), 'int64', [values.length], bytesOf(BigInt64Array.from(values.map(BigInt))));
+  int64Constant(values: number[], dims: number[] = [values.length]): string {
+    const name = this.addInitializer(this.uniqueName('const'), 'int64', dims, bytesOf(BigInt64Array.from(values.map(BigInt))));
+    this.constants.set(name, { dims, values });
+    return name;
+  }
+
+  /** The dims and values of a constant made by floatConstant / int64Constant, if `name` is one. */
+  constant(name: string): { dims: number[]; values: number[] } | undefined {
+    return this.constants.get(name);
   }
 
   /** A single-output node; its output tensor is named like the node. */
   node(opType: string, inputs: string[], attributes: Record<string, Attribute> = {}): string {
+    return this.nodeWithOutputs(opType, inputs, 1, attributes)[0]!;
+  }
+
+  /** A node with `outputCount` outputs, named `<node>` and `<node>_1`, `<node>_2`, ... */
+  nodeWithOutputs(opType: string, inputs: string[], outputCount: number, attributes: Record<string, Attribute> = {}): string[] {
     const name = this.uniqueName(opType);
-    this.nodes.push({
-      opType, name, input: inputs, output: [name],
-      attribute: Object.entries(attributes).map(([key, attribute]) => attributeProto(key, attribute)),
-    });
-    return name;
+    const outputs = Array.from({ length: outputCount }, (_, i) => (i === 0 ? name : `${name}_${i}`));
+    this.record(opType, inputs, outputs, attributes, name);
+    return outputs;
+  }
+
+  /** Every node so far, in graph (topological) order. */
+  get recordedNodes(): readonly RecordedNode[] {
+    return this.recorded;
   }
 
   get signature(): { inputs: TensorSignature[]; outputs: TensorSignature[] } {
@@ -131,6 +168,14 @@ export class GraphBuilder {
       },
     });
     return onnx.ModelProto.encode(model).finish();
+  }
+
+  private record(opType: string, inputs: string[], outputs: string[], attributes: Record<string, Attribute>, name: string): void {
+    this.recorded.push({ opType, inputs, outputs, attributes });
+    this.nodes.push({
+      opType, name, input: inputs, output: outputs,
+      attribute: Object.entries(attributes).map(([key, attribute]) => attributeProto(key, attribute)),
+    });
   }
 
   private addInitializer(name: string, type: ElementType, dims: number[], rawData: Uint8Array): string {

@@ -1,7 +1,6 @@
 // AdamW (decoupled weight decay) with warm-up + cosine decay and global-norm clipping.
 // Hand-written: tfjs-core's Adam has no decoupled weight decay, and we need its
 // state as named tensors to checkpoint and resume bit-exactly.
-import { tf } from '../model/backend.js';
 import type { NamedArray } from '../model/safetensors.js';
 
 export interface AdamWOptions {
@@ -25,42 +24,50 @@ export function learningRateAt(step: number, options: AdamWOptions): number {
   return options.learningRate * (options.minLearningRateRatio + (1 - options.minLearningRateRatio) * cosine);
 }
 
+/**
+ * The one AdamW of both engines, over Float32Arrays: the ORT engine's parameters are arrays,
+ * and the tfjs engine reads its variables and gradients into arrays for the update.
+ */
 export class AdamW {
   /** Steps taken so far (the bias correction uses step + 1). */
   step = 0;
-  private readonly firstMoment = new Map<string, tf.Tensor>();
-  private readonly secondMoment = new Map<string, tf.Tensor>();
+  private readonly firstMoment = new Map<string, Float32Array>();
+  private readonly secondMoment = new Map<string, Float32Array>();
+  private readonly shapes = new Map<string, number[]>();
 
   constructor(readonly options: AdamWOptions) {}
 
-  /** Applies one update; returns the gradient's global norm before clipping and the learning rate used. */
-  apply(variables: Map<string, tf.Variable>, gradients: Record<string, tf.Tensor>): { gradientNorm: number; learningRate: number } {
+  /**
+   * Applies one update to `parameters` in place (parameters without a gradient are left alone);
+   * returns the gradient's global norm before clipping and the learning rate used.
+   */
+  apply(parameters: Map<string, NamedArray>, gradients: Map<string, Float32Array>): { gradientNorm: number; learningRate: number } {
     const { beta1, beta2, epsilon, weightDecay, clipNorm } = this.options;
     const learningRate = learningRateAt(this.step, this.options);
     // ‖g‖ = sqrt(Σ g²) over all tensors; scale = min(1, clip / ‖g‖).
-    const gradientNorm = tf.tidy(() => tf.sqrt(tf.addN(Object.values(gradients).map((g) => tf.sum(tf.square(g))))).dataSync()[0]!);
+    let squares = 0;
+    for (const gradient of gradients.values()) for (let i = 0; i < gradient.length; i++) squares += gradient[i]! * gradient[i]!;
+    const gradientNorm = Math.sqrt(squares);
     const clipScale = gradientNorm > clipNorm ? clipNorm / gradientNorm : 1;
     const correction1 = 1 - beta1 ** (this.step + 1);
     const correction2 = 1 - beta2 ** (this.step + 1);
-    for (const [name, variable] of variables) {
-      const gradient = gradients[name];
+    for (const [name, parameter] of parameters) {
+      const gradient = gradients.get(name);
       if (!gradient) continue;
-      const [m, v] = tf.tidy(() => {
-        const g = tf.mul(gradient, clipScale);
-        const previousM = this.firstMoment.get(name) ?? tf.zerosLike(variable);
-        const previousV = this.secondMoment.get(name) ?? tf.zerosLike(variable);
-        return [tf.add(tf.mul(previousM, beta1), tf.mul(g, 1 - beta1)), tf.add(tf.mul(previousV, beta2), tf.mul(tf.square(g), 1 - beta2))];
-      });
-      this.firstMoment.get(name)?.dispose();
-      this.secondMoment.get(name)?.dispose();
-      this.firstMoment.set(name, tf.keep(m!));
-      this.secondMoment.set(name, tf.keep(v!));
-      tf.tidy(() => {
-        // θ ← θ − lr·( m̂ / (sqrt(v̂) + ε) + λ·θ ), decay only on matrices (not biases / norms).
-        const update = tf.div(tf.div(m!, correction1), tf.add(tf.sqrt(tf.div(v!, correction2)), epsilon));
-        const decay = variable.rank >= 2 ? tf.mul(variable, weightDecay) : tf.zerosLike(variable);
-        variable.assign(tf.sub(variable, tf.mul(tf.add(update, decay), learningRate)));
-      });
+      const theta = parameter.data;
+      if (gradient.length !== theta.length) throw new Error(`AdamW: gradient of "${name}" has ${gradient.length} values, the parameter ${theta.length}`);
+      this.shapes.set(name, parameter.shape);
+      const m = this.moment(this.firstMoment, name, theta.length);
+      const v = this.moment(this.secondMoment, name, theta.length);
+      // Decay only on matrices (not biases / norms).
+      const decay = parameter.shape.length >= 2 ? weightDecay : 0;
+      for (let i = 0; i < theta.length; i++) {
+        const g = gradient[i]! * clipScale;
+        m[i] = beta1 * m[i]! + (1 - beta1) * g;
+        v[i] = beta2 * v[i]! + (1 - beta2) * g * g;
+        // θ ← θ − lr·( m̂ / (sqrt(v̂) + ε) + λ·θ ).
+        theta[i] = theta[i]! - learningRate * (m[i]! / correction1 / (Math.sqrt(v[i]! / correction2) + epsilon) + decay * theta[i]!);
+      }
     }
     this.step++;
     return { gradientNorm, learningRate };
@@ -70,7 +77,7 @@ export class AdamW {
   state(): Map<string, NamedArray> {
     const state = new Map<string, NamedArray>();
     for (const [prefix, moments] of [['adam.m.', this.firstMoment], ['adam.v.', this.secondMoment]] as const) {
-      for (const [name, tensor] of moments) state.set(prefix + name, { shape: tensor.shape, data: tensor.dataSync() as Float32Array });
+      for (const [name, data] of moments) state.set(prefix + name, { shape: this.shapes.get(name)!, data: Float32Array.from(data) });
     }
     return state;
   }
@@ -79,15 +86,15 @@ export class AdamW {
     for (const [key, { shape, data }] of state) {
       const moments = key.startsWith('adam.m.') ? this.firstMoment : key.startsWith('adam.v.') ? this.secondMoment : null;
       if (!moments) throw new Error(`optimizer state: unexpected tensor "${key}"`);
-      moments.get(key.slice(7))?.dispose();
-      moments.set(key.slice(7), tf.tensor(data, shape));
+      moments.set(key.slice(7), Float32Array.from(data));
+      this.shapes.set(key.slice(7), shape);
     }
     this.step = step;
   }
 
-  dispose(): void {
-    for (const tensor of [...this.firstMoment.values(), ...this.secondMoment.values()]) tensor.dispose();
-    this.firstMoment.clear();
-    this.secondMoment.clear();
+  private moment(moments: Map<string, Float32Array>, name: string, size: number): Float32Array {
+    let moment = moments.get(name);
+    if (!moment) moments.set(name, (moment = new Float32Array(size)));
+    return moment;
   }
 }

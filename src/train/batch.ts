@@ -32,6 +32,8 @@ export interface TrainingBatch {
   inputs: ModelInputs;
   targets: tf.Tensor2D; // (B, T) int32: the target followed by <eos>, padded
   targetMask: tf.Tensor2D; // (B, T) 1 for real target tokens
+  /** When set, the loss scores only these token ids (the others' logits are masked). */
+  allowedTokens?: number[];
 }
 
 /** Pads text to the batch's longest, and decoder sequences ([bos] + target | target + [eos]) likewise. */

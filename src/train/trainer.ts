@@ -1,6 +1,7 @@
 // The training loop (nanoGPT-style, top to bottom): data stream -> forward -> layer-wise
 // loss -> AdamW, with periodic validation, atomic checkpoints, resume and a JSONL log.
 import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { endlessRecords, openDataSource, takeRecords } from '../data/dataSource.js';
 import { tokenizerFromJSON } from '../data/hfTokenizer.js';
@@ -13,7 +14,9 @@ import type { NamedArray } from '../model/safetensors.js';
 import { TfModel } from '../model/tfModel.js';
 import { AdamW } from './adamw.js';
 import { disposeBatch, fitsModel, fromTaskRecord, makeBatch, type Seq2SeqExample } from './batch.js';
+import { type EngineName, TfjsEngine, type TrainingEngine } from './engine.js';
 import { layerwiseTaskLoss, type LossMode } from './loss.js';
+import { DEFAULT_LENGTH_BUCKET, MAX_THREADS, OrtEngine } from './ortEngine.js';
 
 export interface TrainOptions {
   task: Task;
@@ -42,7 +45,14 @@ export interface TrainOptions {
   tokenizerFile?: string;
   /** Pause after this step (a checkpoint is saved); continue later with resume. Not part of the run's definition. */
   stopAtStep?: number;
+  /** Training engine (default ort); not part of the run's definition. */
+  engine?: EngineName;
+  /** ORT intra-op threads (default DEFAULT_THREADS, at most MAX_THREADS); not part of the run's definition. */
+  threads?: number;
 }
+
+/** Every core (both on the development machine), at most MAX_THREADS. */
+export const DEFAULT_THREADS = Math.min(MAX_THREADS, availableParallelism());
 
 export const DEFAULT_TRAIN_OPTIONS: Omit<TrainOptions, 'task' | 'outDir'> = {
   preset: 'small',
@@ -112,13 +122,13 @@ export async function train(options: TrainOptions, callbacks: TrainCallbacks = {
   const source = openDataSource(options.data, options.task, options.seed);
   const initial = startingPoint(options);
   const { tokenizer, config } = initial;
-  let model: TfModel;
   const optimizer = new AdamW({
     learningRate: options.learningRate, warmupSteps: options.warmupSteps, totalSteps: options.steps,
     minLearningRateRatio: 0.1, weightDecay: options.weightDecay, clipNorm: options.clipNorm,
     beta1: 0.9, beta2: 0.999, epsilon: 1e-8,
   });
   let startStep = 0;
+  let weights: Map<string, NamedArray>;
   if (start === 'resume') {
     const checkpoint = loadCheckpoint(options.outDir);
     const state = checkpoint.trainingState;
@@ -127,17 +137,21 @@ export async function train(options: TrainOptions, callbacks: TrainCallbacks = {
     for (const key of RUN_DEFINING) {
       if ((key in saved ? saved[key] : BEFORE_OPTION_EXISTED[key]) !== options[key]) throw new Error(`cannot resume: option ${key} was ${JSON.stringify(saved[key])}, now ${JSON.stringify(options[key])}`);
     }
-    model = TfModel.fromTensors(config, toTensors(checkpoint.weights));
+    weights = checkpoint.weights;
     startStep = state.step as number;
     optimizer.restore(checkpoint.optimizerState, startStep);
   } else {
-    model = initial.weights ? TfModel.fromTensors(config, toTensors(initial.weights)) : TfModel.initialise(config, options.seed);
+    weights = initial.weights ?? initialWeights(config, options.seed);
   }
+  const lossOptions = { smoothing: options.labelSmoothing, mode: options.lossMode };
+  const engine: TrainingEngine = (options.engine ?? 'ort') === 'ort'
+    ? new OrtEngine(config, weights, optimizer, { loss: lossOptions, threads: options.threads ?? DEFAULT_THREADS, lengthBucket: DEFAULT_LENGTH_BUCKET })
+    : new TfjsEngine(TfModel.fromTensors(config, toTensors(weights)), optimizer, lossOptions);
   mkdirSync(options.outDir, { recursive: true });
   const logPath = join(options.outDir, 'train-log.jsonl');
   const log = (record: object) => appendFileSync(logPath, `${JSON.stringify(record)}\n`);
   if (start === 'overwrite') rmSync(logPath, { force: true });
-  callbacks.onStart?.({ startStep, totalSteps: options.steps, data: source.name, parameters: [...model.weights.values()].reduce((n, v) => n + v.size, 0) });
+  callbacks.onStart?.({ startStep, totalSteps: options.steps, data: source.name, parameters: [...weights.values()].reduce((n, v) => n + v.data.length, 0) });
 
   const validationExamples = (await takeRecords(source, 'validation', options.validationSize, options.imageSize)).map(fromTaskRecord)
     .filter((example) => fitsModel(example, tokenizer, config));
@@ -146,7 +160,7 @@ export async function train(options: TrainOptions, callbacks: TrainCallbacks = {
   let lastValidation: ValidationRecord | undefined;
   const save = (step: number) =>
     saveCheckpoint(options.outDir, {
-      task: options.task, config, tokenizer, weights: fromVariables(model.weights),
+      task: options.task, config, tokenizer, weights: engine.weights(),
       optimizerState: optimizer.state(), trainingState: { step, options },
     });
 
@@ -168,35 +182,26 @@ export async function train(options: TrainOptions, callbacks: TrainCallbacks = {
       }
     }
     const batch = makeBatch(examples, tokenizer, config);
-    let layerLosses: tf.Scalar[] = [];
-    const { value, grads } = tf.variableGrads(() => {
-      const { decoderStates } = model.forward(batch.inputs);
-      const loss = layerwiseTaskLoss(model, decoderStates, batch.targets, batch.targetMask, { smoothing: options.labelSmoothing, mode: options.lossMode });
-      layerLosses = loss.perLayer.map((layerLoss) => tf.keep(layerLoss));
-      return loss.total;
-    });
-    const { gradientNorm, learningRate } = optimizer.apply(model.weights, grads);
+    const result = await engine.step(batch);
     const record: StepRecord = {
-      type: 'train', step: step + 1, loss: value.dataSync()[0]!, layerLosses: layerLosses.map((l) => l.dataSync()[0]!),
-      learningRate, gradientNorm, samplesPerSecond: (options.batchSize * 1000) / (performance.now() - started),
+      type: 'train', step: step + 1, loss: result.loss, layerLosses: result.layerLosses,
+      learningRate: result.learningRate, gradientNorm: result.gradientNorm, samplesPerSecond: (options.batchSize * 1000) / (performance.now() - started),
       ...(skippedTooLong > 0 ? { skippedTooLong } : {}),
     };
-    tf.dispose([value, ...Object.values(grads), ...layerLosses]);
     disposeBatch(batch);
     if (!Number.isFinite(record.loss)) throw new Error(`training diverged at step ${step + 1} (loss ${record.loss}); lower --learning-rate`);
     log(record);
     callbacks.onStep?.(record);
     const isLast = step + 1 === lastStep;
     if ((step + 1) % options.validationEvery === 0 || isLast) {
-      lastValidation = validate(model, validationExamples, tokenizer, options, answerIds, step + 1);
+      lastValidation = engine.withModel((model) => validate(model, validationExamples, tokenizer, options, answerIds, step + 1));
       log(lastValidation);
       callbacks.onValidation?.(lastValidation);
     }
     if ((step + 1) % options.checkpointEvery === 0 || isLast) save(step + 1);
   }
-  optimizer.dispose();
   await stream.return(undefined);
-  return { finalStep: Math.max(startStep, lastStep), lastValidation, model, tokenizer, config };
+  return { finalStep: Math.max(startStep, lastStep), lastValidation, model: await engine.finish(), tokenizer, config };
 }
 
 /** Teacher-forced validation of every decoder layer through the shared head. */
@@ -211,7 +216,7 @@ export function validate(model: TfModel, examples: Seq2SeqExample[], tokenizer: 
     const batch = makeBatch(part, tokenizer, model.config);
     tf.tidy(() => {
       const { decoderStates } = model.forward(batch.inputs);
-      const { perLayer } = layerwiseTaskLoss(model, decoderStates, batch.targets, batch.targetMask, { smoothing: options.labelSmoothing, mode: options.lossMode });
+      const { perLayer } = layerwiseTaskLoss(model, decoderStates, batch.targets, batch.targetMask, { smoothing: options.labelSmoothing, mode: options.lossMode, allowedTokens: batch.allowedTokens });
       perLayer.forEach((loss, i) => (lossSums[i]! += loss.dataSync()[0]! * part.length));
       decoderStates.slice(1).forEach((state, i) => {
         const logits = model.logits(state); // (B, T, V)
@@ -272,6 +277,18 @@ export function validateTrainOptions(options: TrainOptions): void {
   if (!(options.clipNorm > 0)) throw new Error(`--clip-norm must be positive (got ${options.clipNorm})`);
   if (options.initFrom && options.tokenizerFile) throw new Error('--init-from brings its own tokenizer; drop --tokenizer');
   if (!(options.labelSmoothing >= 0 && options.labelSmoothing < 1)) throw new Error(`--label-smoothing must be in [0, 1) (got ${options.labelSmoothing})`);
+  if (options.engine !== undefined && options.engine !== 'ort' && options.engine !== 'tfjs') throw new Error(`--engine must be ort or tfjs (got ${options.engine})`);
+  if (options.threads !== undefined && (!Number.isInteger(options.threads) || options.threads < 1 || options.threads > MAX_THREADS)) {
+    throw new Error(`--threads must be an integer from 1 to ${MAX_THREADS} (got ${options.threads})`);
+  }
+}
+
+/** Fresh weights as arrays, deterministic in the seed (TfModel.initialise's). */
+function initialWeights(config: ModelConfig, seed: number): Map<string, NamedArray> {
+  const model = TfModel.initialise(config, seed);
+  const weights = fromVariables(model.weights);
+  model.dispose();
+  return weights;
 }
 
 const kebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);

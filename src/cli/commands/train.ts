@@ -3,8 +3,10 @@ import type { Command } from 'commander';
 import { DATA_SPEC_HELP } from '../../data/dataSource.js';
 import { loadCheckpoint, TASKS } from '../../model/checkpoint.js';
 import { PRESETS } from '../../model/config.js';
+import { ENGINES } from '../../train/engine.js';
 import { LOSS_MODES } from '../../train/loss.js';
-import { DEFAULT_TRAIN_OPTIONS, train, type TrainOptions } from '../../train/trainer.js';
+import { MAX_THREADS } from '../../train/ortEngine.js';
+import { DEFAULT_THREADS, DEFAULT_TRAIN_OPTIONS, train, type TrainOptions } from '../../train/trainer.js';
 import { parseChoice, parseInteger, parseNumber } from '../options.js';
 import { progressBar } from '../progress.js';
 
@@ -34,6 +36,8 @@ export function registerTrainCommand(program: Command): void {
     .option('--init-from <dir>', 'fine-tune: start from this checkpoint (its config and tokenizer; --image-size must match, --encoder-mode may differ)')
     .option('--tokenizer <file>', 'Hugging Face tokenizer.json (BPE, WordPiece, …) for a fresh model on real text (default: SceneWorld words)')
     .option('--stop-at <step>', 'pause after this step (checkpoint saved); continue later with --resume', parseInteger('--stop-at', 1))
+    .option('--engine <name>', 'ort: ONNX Runtime, generated gradients, multi-threaded | tfjs: TensorFlow.js wasm, single-threaded (reference)', parseChoice('--engine', ENGINES), 'ort')
+    .option('--threads <n>', `ONNX Runtime threads, 1..${MAX_THREADS}; default: every core`, parseInteger('--threads', 1), DEFAULT_THREADS)
     .option('--resume', 'continue the run saved in --out')
     .option('--overwrite', 'start again, replacing the checkpoint in --out')
     .action(async (raw: Record<string, unknown>) => {
@@ -49,6 +53,7 @@ export function registerTrainCommand(program: Command): void {
         validationEvery: raw.validationEvery as number, validationSize: raw.validationSize as number,
         checkpointEvery: raw.checkpointEvery as number, stopAtStep: raw.stopAt as number | undefined,
         data: raw.data as string, initFrom: raw.initFrom as string | undefined, tokenizerFile: raw.tokenizer as string | undefined,
+        engine: raw.engine as TrainOptions['engine'], threads: raw.threads as number,
       };
       const bar = progressBar('steps');
       let lastLoss = NaN;
@@ -58,7 +63,7 @@ export function registerTrainCommand(program: Command): void {
         {
           onStart: ({ startStep, totalSteps, parameters, data }) => {
             const what = options.initFrom ? `fine-tuning ${options.initFrom}` : `training ${options.preset}`;
-            console.error(`${what} (${(parameters / 1e6).toFixed(2)}M parameters) on ${data} ${options.task}, steps ${startStep}→${totalSteps}`);
+            console.error(`${what} (${(parameters / 1e6).toFixed(2)}M parameters) on ${data} ${options.task}, steps ${startStep}→${totalSteps}, engine ${options.engine}${options.engine === 'ort' ? ` (${options.threads} threads)` : ''}`);
             bar.start(totalSteps, startStep, { rate: '', status: '' });
           },
           onStep: (record) => {
