@@ -68,7 +68,8 @@ class ModelNodes {
 
   /**
    * Multi-head attention from projected, token-major query (B, Tq, D), key and value (B, Tk, D),
-   * with an optional additive mask (B, 1, 1, Tk); returns the output projection (B, Tq, D).
+   * with an optional additive mask broadcastable to (B, nh, Tq, Tk) — a key mask (B, 1, 1, Tk) or
+   * a causal mask (Tq, Tk); returns the output projection (B, Tq, D).
    * The one attention implementation (self, cross, cached decoder step).
    */
   attend(query: string, key: string, value: string, additiveMask: string | null, prefix: string): string {
@@ -112,20 +113,39 @@ class ModelNodes {
   }
 
   /**
-   * One position through pre-LN decoder layer `index`: self-attention over the cached past
-   * positions and this one, cross-attention to the memory, FFN. x (B, 1, D); past K/V (B, t, D),
-   * t ≥ 0; cross K/V (B, M, D); memoryMask additive (B, 1, 1, M).
+   * Additive causal mask (T, t + T) for T new positions after t cached ones: the new position i
+   * (absolute t + i) may attend to key j iff j ≤ t + i; 0 there, −1e9 above. For T = 1 it is all
+   * zeros (a decoding step sees its whole past). x (B, T, D), pastKey (B, t, D).
    */
-  decoderStep(
+  causalMask(x: string, pastKey: string): string {
+    const newLength = this.node('Shape', [x], { start: intAttribute(1), end: intAttribute(2) }); // [T]
+    const pastLength = this.node('Shape', [pastKey], { start: intAttribute(1), end: intAttribute(2) }); // [t]
+    const shape = this.node('Concat', [newLength, this.node('Add', [pastLength, newLength])], { axis: intAttribute(0) }); // [T, t + T]
+    const ones = this.node('Expand', [this.builder.floatConstant([1], []), shape]); // (T, t + T)
+    const pastScalar = this.node('Squeeze', [pastLength, this.builder.int64Constant([0])]); // t, a scalar for Trilu
+    const allowed = this.node('Trilu', [ones, pastScalar], { upper: intAttribute(0) }); // 1 where j − i ≤ t
+    return this.node('Mul', [this.node('Sub', [this.builder.floatConstant([1], []), allowed]), this.builder.floatConstant([MASKED], [])]); // (T, t + T)
+  }
+
+  /**
+   * T ≥ 1 new positions through pre-LN decoder layer `index`: causal self-attention over the
+   * cached past positions and the new ones, cross-attention to the memory, FFN. The one decoder
+   * layer: a generation step is T = 1 with a past, a teacher-forced sequence or a VE prompt is
+   * T positions with an empty past (t = 0). x (B, T, D); past K/V (B, t, D), t ≥ 0; cross K/V
+   * (B, M, D); memoryMask additive (B, 1, 1, M). Returns the hidden states and the new positions'
+   * self-attention key/value (B, T, D), to append to the cache.
+   */
+  decoderLayer(
     index: number, x: string, past: { key: string; value: string },
     cross: { key: string; value: string }, memoryMask: string,
   ): { hidden: string; key: string; value: string } {
     const prefix = `decoder.${index}`;
     const current = this.selfKeyValues(index, x);
-    const keys = this.node('Concat', [past.key, current.key], { axis: intAttribute(1) }); // (B, t + 1, D)
-    const values = this.node('Concat', [past.value, current.value], { axis: intAttribute(1) }); // (B, t + 1, D)
+    const keys = this.node('Concat', [past.key, current.key], { axis: intAttribute(1) }); // (B, t + T, D)
+    const values = this.node('Concat', [past.value, current.value], { axis: intAttribute(1) }); // (B, t + T, D)
     const selfAttention = `${prefix}.self_attention`;
-    const afterSelf = this.node('Add', [x, this.attend(this.linear(current.normed, `${selfAttention}.query`), keys, values, null, selfAttention)]);
+    const causal = this.causalMask(x, past.key);
+    const afterSelf = this.node('Add', [x, this.attend(this.linear(current.normed, `${selfAttention}.query`), keys, values, causal, selfAttention)]);
     const crossAttention = `${prefix}.cross_attention`;
     const crossQuery = this.linear(this.layerNorm(afterSelf, `${prefix}.cross_attention_norm`), `${crossAttention}.query`);
     const afterCross = this.node('Add', [afterSelf, this.attend(crossQuery, cross.key, cross.value, memoryMask, crossAttention)]);
@@ -205,35 +225,37 @@ export function crossKeyValues(config: ModelConfig, weights: Weights, index: num
   ]);
 }
 
-/** ids (B, 1), positions (B, 1) -> (B, 1, D): token embedding + decoder position, normalised. */
+/** ids (B, T), positions (B, T) -> (B, T, D): token embedding + decoder position, normalised (T = 1 for a step, the prompt length for a VE prompt). */
 export function decoderEmbedding(config: ModelConfig, weights: Weights): PieceGraph {
   const nodes = new ModelNodes(config, weights);
-  const ids = nodes.input(int64('ids', ['batch', 1]));
-  const positions = nodes.input(int64('positions', ['batch', 1]));
-  const tokens = nodes.node('Gather', [nodes.builder.weight('token_embedding'), ids]); // (B, 1, D)
-  const position = nodes.node('Gather', [nodes.builder.weight('decoder_position'), positions]); // (B, 1, D)
+  const ids = nodes.input(int64('ids', ['batch', 'length']));
+  const positions = nodes.input(int64('positions', ['batch', 'length']));
+  const tokens = nodes.node('Gather', [nodes.builder.weight('token_embedding'), ids]); // (B, T, D)
+  const position = nodes.node('Gather', [nodes.builder.weight('decoder_position'), positions]); // (B, T, D)
   return nodes.finish('decoder_embedding', [
-    [nodes.layerNorm(nodes.node('Add', [tokens, position]), 'decoder_embedding_norm'), float('states', ['batch', 1, config.dim])],
+    [nodes.layerNorm(nodes.node('Add', [tokens, position]), 'decoder_embedding_norm'), float('states', ['batch', 'length', config.dim])],
   ]);
 }
 
 /**
- * Decoder layer `index` for one position: x (B, 1, D), past self-attention key/value (B, t, D),
- * cross key/value (B, M, D), memoryMask (B, M) 1/0 -> hidden (B, 1, D) and this position's
- * self-attention key/value (B, 1, D). The first step passes an empty past (t = 0), which onnxruntime accepts.
+ * Decoder layer `index` for T ≥ 1 new positions (ModelNodes.decoderLayer): x (B, T, D), past
+ * self-attention key/value (B, t, D), cross key/value (B, M, D), memoryMask (B, M) 1/0 -> hidden
+ * (B, T, D) and the new positions' self-attention key/value (B, T, D). A generation step passes
+ * T = 1; a VE prompt (or a teacher-forced sequence) passes T positions and an empty past (t = 0),
+ * which onnxruntime accepts.
  */
 export function decoderStep(config: ModelConfig, weights: Weights, index: number): PieceGraph {
   const nodes = new ModelNodes(config, weights);
   const { dim } = config;
-  const x = nodes.input(float('states', ['batch', 1, dim]));
+  const x = nodes.input(float('states', ['batch', 'length', dim]));
   const past = { key: nodes.input(float('past_key', ['batch', 'past', dim])), value: nodes.input(float('past_value', ['batch', 'past', dim])) };
   const cross = { key: nodes.input(float('cross_key', ['batch', 'memory', dim])), value: nodes.input(float('cross_value', ['batch', 'memory', dim])) };
   const memoryMask = nodes.additiveKeyMask(nodes.input(float('memory_mask', ['batch', 'memory'])));
-  const step = nodes.decoderStep(index, x, past, cross, memoryMask);
+  const step = nodes.decoderLayer(index, x, past, cross, memoryMask);
   return nodes.finish(`decoder_step_${index}`, [
-    [step.hidden, float('output', ['batch', 1, dim])],
-    [step.key, float('key', ['batch', 1, dim])],
-    [step.value, float('value', ['batch', 1, dim])],
+    [step.hidden, float('output', ['batch', 'length', dim])],
+    [step.key, float('key', ['batch', 'length', dim])],
+    [step.value, float('value', ['batch', 'length', dim])],
   ]);
 }
 
@@ -251,7 +273,7 @@ export function fullDecoderStep(config: ModelConfig, weights: Weights): PieceGra
   for (let i = 0; i < config.decoderLayers; i++) {
     const past = { key: nodes.input(float(`past_key_${i}`, ['batch', 'past', dim])), value: nodes.input(float(`past_value_${i}`, ['batch', 'past', dim])) };
     const cross = { key: nodes.input(float(`cross_key_${i}`, ['batch', 'memory', dim])), value: nodes.input(float(`cross_value_${i}`, ['batch', 'memory', dim])) };
-    const step = nodes.decoderStep(i, x, past, cross, memoryMask);
+    const step = nodes.decoderLayer(i, x, past, cross, memoryMask);
     outputs.push([step.key, float(`key_${i}`, ['batch', 1, dim])], [step.value, float(`value_${i}`, ['batch', 1, dim])]);
     x = step.hidden;
   }

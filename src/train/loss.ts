@@ -6,17 +6,26 @@ import type { TfModel } from '../model/tfModel.js';
 export type LossMode = 'layerwise' | 'last-layer';
 export const LOSS_MODES: readonly LossMode[] = ['layerwise', 'last-layer'];
 
+/** Additive logit mask for tokens outside the allowed set (as the attention masks). */
+const DISALLOWED = -1e9;
+
 /**
- * Label-smoothed cross-entropy averaged over real target tokens:
- * CE = mean_t [ (1 − ε)·(−log p(y_t)) + ε·mean_v(−log p(v)) ].
- * logits (B, T, V), targets (B, T) int32, targetMask (B, T) 1 for real tokens.
+ * Label-smoothed cross-entropy averaged over supervised positions:
+ * CE = Σ_t mask_t·[ (1 − ε)·(−log p(y_t)) + ε·mean_{v∈A}(−log p(v)) ] / max(Σ_t mask_t, 1),
+ * A = allowedTokens (the whole vocabulary when absent); with A given, p is the softmax of the
+ * logits + (−1e9 outside A), i.e. a softmax over A only (the official VE answer constraint).
+ * logits (B, T, V), targets (B, T) int32, targetMask (B, T) 1 where supervised.
  */
-export function labelSmoothedCrossEntropy(logits: tf.Tensor3D, targets: tf.Tensor2D, targetMask: tf.Tensor2D, smoothing: number): tf.Scalar {
+export function labelSmoothedCrossEntropy(logits: tf.Tensor3D, targets: tf.Tensor2D, targetMask: tf.Tensor2D, smoothing: number, allowedTokens?: number[]): tf.Scalar {
   return tf.tidy(() => {
     const vocabSize = logits.shape[2];
-    const logProbabilities = tf.logSoftmax(logits); // (B, T, V)
+    const allowed = allowedTokens ? tf.oneHot(tf.tensor1d(allowedTokens, 'int32'), vocabSize).sum(0) : undefined; // (V) 1 on A
+    const constrained = allowed ? tf.add(logits, tf.mul(tf.sub(1, allowed), DISALLOWED)) : logits; // (B, T, V)
+    const logProbabilities = tf.logSoftmax(constrained); // (B, T, V)
     const targetLogProbability = tf.sum(tf.mul(logProbabilities, tf.oneHot(targets, vocabSize)), -1); // (B, T)
-    const meanLogProbability = tf.mean(logProbabilities, -1); // (B, T)
+    const meanLogProbability = allowed
+      ? tf.div(tf.sum(tf.mul(logProbabilities, allowed), -1), allowedTokens!.length) // (B, T): mean over A
+      : tf.mean(logProbabilities, -1); // (B, T)
     const perToken = tf.neg(tf.add(tf.mul(targetLogProbability, 1 - smoothing), tf.mul(meanLogProbability, smoothing)));
     return tf.div(tf.sum(tf.mul(perToken, targetMask)), tf.maximum(tf.sum(targetMask), 1)) as tf.Scalar;
   });
@@ -35,9 +44,9 @@ export function layerwiseTaskLoss(
   decoderStates: tf.Tensor3D[],
   targets: tf.Tensor2D,
   targetMask: tf.Tensor2D,
-  options: { smoothing: number; mode: LossMode },
+  options: { smoothing: number; mode: LossMode; allowedTokens?: number[] },
 ): LayerwiseLoss {
-  const perLayer = decoderStates.slice(1).map((state) => labelSmoothedCrossEntropy(model.logits(state), targets, targetMask, options.smoothing));
+  const perLayer = decoderStates.slice(1).map((state) => labelSmoothedCrossEntropy(model.logits(state), targets, targetMask, options.smoothing, options.allowedTokens));
   const total = options.mode === 'layerwise' ? (tf.addN(perLayer) as tf.Scalar) : perLayer.at(-1)!;
   return { total, perLayer };
 }

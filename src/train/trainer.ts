@@ -3,8 +3,9 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { endlessRecords, openDataSource, takeRecords } from '../data/dataSource.js';
+import { VE_FORMULATIONS, type VeFormulation } from '../data/entailmentPrompt.js';
 import { tokenizerFromJSON } from '../data/hfTokenizer.js';
-import { sceneWorldTokenizer } from '../data/sceneworld.js';
+import { ENTAILMENT_LABELS, sceneWorldTokenizer } from '../data/sceneworld.js';
 import type { TextTokenizer } from '../data/tokenizer.js';
 import { initTensorflow, tf } from '../model/backend.js';
 import { FILES, loadCheckpoint, saveCheckpoint, type Task } from '../model/checkpoint.js';
@@ -27,6 +28,8 @@ export interface TrainOptions {
   weightDecay: number;
   clipNorm: number;
   labelSmoothing: number;
+  /** VE: how the model reads the question and where it answers (recorded in config.json). */
+  veFormulation: VeFormulation;
   seed: number;
   imageSize: number;
   validationEvery: number;
@@ -44,7 +47,10 @@ export interface TrainOptions {
   stopAtStep?: number;
 }
 
-export const DEFAULT_TRAIN_OPTIONS: Omit<TrainOptions, 'task' | 'outDir'> = {
+/** Label smoothing of the official runs: none for VE (a 3-way answer), 0.1 for captions. */
+export const DEFAULT_LABEL_SMOOTHING: Record<Task, number> = { ve: 0, caption: 0.1 };
+
+export const DEFAULT_TRAIN_OPTIONS: Omit<TrainOptions, 'task' | 'outDir' | 'labelSmoothing'> = {
   preset: 'small',
   encoderMode: 'decomposed',
   lossMode: 'layerwise',
@@ -54,7 +60,7 @@ export const DEFAULT_TRAIN_OPTIONS: Omit<TrainOptions, 'task' | 'outDir'> = {
   warmupSteps: 100,
   weightDecay: 0.01,
   clipNorm: 1.0,
-  labelSmoothing: 0.1,
+  veFormulation: 'prompt',
   seed: 1,
   imageSize: 64,
   validationEvery: 200,
@@ -66,10 +72,10 @@ export const DEFAULT_TRAIN_OPTIONS: Omit<TrainOptions, 'task' | 'outDir'> = {
 /** Options that must not change across a resume (they define the run). */
 const RUN_DEFINING: readonly (keyof TrainOptions)[] = [
   'task', 'preset', 'encoderMode', 'lossMode', 'steps', 'batchSize', 'learningRate', 'warmupSteps',
-  'weightDecay', 'clipNorm', 'labelSmoothing', 'seed', 'imageSize', 'data', 'initFrom', 'tokenizerFile',
+  'weightDecay', 'clipNorm', 'labelSmoothing', 'veFormulation', 'seed', 'imageSize', 'data', 'initFrom', 'tokenizerFile',
 ];
 /** What runs saved before an option existed used, so they still resume. */
-const BEFORE_OPTION_EXISTED: Partial<TrainOptions> = { data: 'sceneworld' };
+const BEFORE_OPTION_EXISTED: Partial<TrainOptions> = { data: 'sceneworld', veFormulation: 'bos' };
 
 export interface StepRecord {
   type: 'train';
@@ -139,10 +145,11 @@ export async function train(options: TrainOptions, callbacks: TrainCallbacks = {
   if (start === 'overwrite') rmSync(logPath, { force: true });
   callbacks.onStart?.({ startStep, totalSteps: options.steps, data: source.name, parameters: [...model.weights.values()].reduce((n, v) => n + v.size, 0) });
 
-  const validationExamples = (await takeRecords(source, 'validation', options.validationSize, options.imageSize)).map(fromTaskRecord)
+  const validationExamples = (await takeRecords(source, 'validation', options.validationSize, options.imageSize))
+    .map((record, visit) => fromTaskRecord(record, visit, config.veFormulation))
     .filter((example) => fitsModel(example, tokenizer, config));
   if (validationExamples.length === 0) throw new Error(`every validation example of ${source.name} is longer than the model's limits (text ${config.maxTextLength}, target ${config.maxTargetLength} tokens)`);
-  const answerIds = options.task === 've' ? ['yes', 'no', 'maybe'].map((word) => tokenizer.idOf(word)) : [];
+  const answerIds = options.task === 've' ? ENTAILMENT_LABELS.map((word) => tokenizer.idOf(word)) : [];
   let lastValidation: ValidationRecord | undefined;
   const save = (step: number) =>
     saveCheckpoint(options.outDir, {
@@ -160,7 +167,7 @@ export async function train(options: TrainOptions, callbacks: TrainCallbacks = {
     const started = performance.now();
     const examples: Seq2SeqExample[] = [];
     while (examples.length < options.batchSize) {
-      const example = fromTaskRecord((await stream.next()).value!, position++);
+      const example = fromTaskRecord((await stream.next()).value!, position++, config.veFormulation);
       if (fitsModel(example, tokenizer, config)) examples.push(example);
       else skippedTooLong++;
       if (skippedTooLong > 1000 && skippedTooLong > 10 * (position - skippedTooLong)) {
@@ -171,7 +178,7 @@ export async function train(options: TrainOptions, callbacks: TrainCallbacks = {
     let layerLosses: tf.Scalar[] = [];
     const { value, grads } = tf.variableGrads(() => {
       const { decoderStates } = model.forward(batch.inputs);
-      const loss = layerwiseTaskLoss(model, decoderStates, batch.targets, batch.targetMask, { smoothing: options.labelSmoothing, mode: options.lossMode });
+      const loss = layerwiseTaskLoss(model, decoderStates, batch.targets, batch.targetMask, { smoothing: options.labelSmoothing, mode: options.lossMode, allowedTokens: batch.allowedTokens });
       layerLosses = loss.perLayer.map((layerLoss) => tf.keep(layerLoss));
       return loss.total;
     });
@@ -211,15 +218,19 @@ export function validate(model: TfModel, examples: Seq2SeqExample[], tokenizer: 
     const batch = makeBatch(part, tokenizer, model.config);
     tf.tidy(() => {
       const { decoderStates } = model.forward(batch.inputs);
-      const { perLayer } = layerwiseTaskLoss(model, decoderStates, batch.targets, batch.targetMask, { smoothing: options.labelSmoothing, mode: options.lossMode });
+      const { perLayer } = layerwiseTaskLoss(model, decoderStates, batch.targets, batch.targetMask, { smoothing: options.labelSmoothing, mode: options.lossMode, allowedTokens: batch.allowedTokens });
       perLayer.forEach((loss, i) => (lossSums[i]! += loss.dataSync()[0]! * part.length));
+      // VE: the answer position of each row (the last prompt position, or 0 for 'bos' models), as flat indices into (B·T).
+      const length = batch.targets.shape[1];
+      const answerIndices = tf.tensor1d(batch.answerPositions.map((position, row) => row * length + position), 'int32');
       decoderStates.slice(1).forEach((state, i) => {
         const logits = model.logits(state); // (B, T, V)
         if (options.task === 've') {
-          // Answer accuracy: argmax over the three label words at the first position.
-          const answerLogits = tf.gather(logits.slice([0, 0, 0], [-1, 1, -1]).reshape([part.length, -1]), answerIds, 1);
-          const predicted = tf.gather(tf.tensor1d(answerIds, 'int32'), tf.argMax(answerLogits, 1));
-          correct[i]! += tf.sum(tf.cast(tf.equal(predicted, batch.targets.slice([0, 0], [-1, 1]).reshape([-1])), 'float32')).dataSync()[0]!;
+          // Answer accuracy: argmax over the three label words at the answer position.
+          const atAnswer = tf.gather(logits.reshape([part.length * length, -1]), answerIndices); // (B, V)
+          const predicted = tf.gather(tf.tensor1d(answerIds, 'int32'), tf.argMax(tf.gather(atAnswer, answerIds, 1), 1));
+          const truth = tf.gather(batch.targets.reshape([-1]), answerIndices); // (B)
+          correct[i]! += tf.sum(tf.cast(tf.equal(predicted, truth), 'float32')).dataSync()[0]!;
         } else {
           const hits = tf.mul(tf.cast(tf.equal(tf.argMax(logits, -1), batch.targets), 'float32'), batch.targetMask);
           correct[i]! += tf.sum(hits).dataSync()[0]!;
@@ -243,10 +254,10 @@ function startingPoint(options: TrainOptions): { config: ModelConfig; tokenizer:
     if (config.imageSize !== options.imageSize) throw new Error(`--init-from ${options.initFrom} takes ${config.imageSize}-pixel images; pass --image-size ${config.imageSize}`);
     // The joint and decomposed encoders share every parameter (they differ only in which tokens
     // attend to which), so a fine-tune may switch modes, e.g. the joint ablation from the same start.
-    return { config: { ...config, encoderMode: options.encoderMode }, tokenizer: checkpoint.tokenizer, weights: checkpoint.weights };
+    return { config: { ...config, encoderMode: options.encoderMode, veFormulation: options.veFormulation }, tokenizer: checkpoint.tokenizer, weights: checkpoint.weights };
   }
   const tokenizer = options.tokenizerFile ? readTokenizerFile(options.tokenizerFile) : sceneWorldTokenizer();
-  return { tokenizer, config: presetConfig(options.preset, tokenizer.vocabSize, { encoderMode: options.encoderMode, imageSize: options.imageSize }) };
+  return { tokenizer, config: presetConfig(options.preset, tokenizer.vocabSize, { encoderMode: options.encoderMode, imageSize: options.imageSize, veFormulation: options.veFormulation }) };
 }
 
 function readTokenizerFile(path: string): TextTokenizer {
@@ -272,6 +283,7 @@ export function validateTrainOptions(options: TrainOptions): void {
   if (!(options.clipNorm > 0)) throw new Error(`--clip-norm must be positive (got ${options.clipNorm})`);
   if (options.initFrom && options.tokenizerFile) throw new Error('--init-from brings its own tokenizer; drop --tokenizer');
   if (!(options.labelSmoothing >= 0 && options.labelSmoothing < 1)) throw new Error(`--label-smoothing must be in [0, 1) (got ${options.labelSmoothing})`);
+  if (!VE_FORMULATIONS.includes(options.veFormulation)) throw new Error(`--ve-formulation must be ${VE_FORMULATIONS.join(' or ')} (got ${options.veFormulation})`);
 }
 
 const kebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);

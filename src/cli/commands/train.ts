@@ -4,7 +4,8 @@ import { DATA_SPEC_HELP } from '../../data/dataSource.js';
 import { loadCheckpoint, TASKS } from '../../model/checkpoint.js';
 import { PRESETS } from '../../model/config.js';
 import { LOSS_MODES } from '../../train/loss.js';
-import { DEFAULT_TRAIN_OPTIONS, train, type TrainOptions } from '../../train/trainer.js';
+import { VE_FORMULATIONS } from '../../data/entailmentPrompt.js';
+import { DEFAULT_LABEL_SMOOTHING, DEFAULT_TRAIN_OPTIONS, train, type TrainOptions } from '../../train/trainer.js';
 import { parseChoice, parseInteger, parseNumber } from '../options.js';
 import { progressBar } from '../progress.js';
 
@@ -24,7 +25,8 @@ export function registerTrainCommand(program: Command): void {
     .option('--warmup-steps <n>', 'linear warm-up steps', parseInteger('--warmup-steps', 0), d.warmupSteps)
     .option('--weight-decay <x>', 'AdamW decoupled weight decay', parseNumber('--weight-decay'), d.weightDecay)
     .option('--clip-norm <x>', 'global gradient-norm clip', parseNumber('--clip-norm'), d.clipNorm)
-    .option('--label-smoothing <x>', 'label smoothing ε', parseNumber('--label-smoothing'), d.labelSmoothing)
+    .option('--label-smoothing <x>', `label smoothing ε (default: ${Object.entries(DEFAULT_LABEL_SMOOTHING).map(([task, value]) => `${value} for ${task}`).join(', ')}, as the official runs)`, parseNumber('--label-smoothing'))
+    .option('--ve-formulation <form>', `VE only: prompt (official: the decoder reads <bos> + the question template and answers at its end, constrained to yes/no/maybe) | bos (the decoder answers from <bos> alone; ablation, and how the first shipped models were trained)`, parseChoice('--ve-formulation', VE_FORMULATIONS), d.veFormulation)
     .option('--seed <n>', 'seed for weights and data', parseInteger('--seed'), d.seed)
     .option('--image-size <n>', 'image side in pixels', parseInteger('--image-size', 1), d.imageSize)
     .option('--validation-every <n>', 'validate every n steps', parseInteger('--validation-every', 1), d.validationEvery)
@@ -45,7 +47,8 @@ export function registerTrainCommand(program: Command): void {
         lossMode: raw.loss as TrainOptions['lossMode'],
         steps: raw.steps as number, batchSize: raw.batchSize as number, learningRate: raw.learningRate as number,
         warmupSteps: raw.warmupSteps as number, weightDecay: raw.weightDecay as number, clipNorm: raw.clipNorm as number,
-        labelSmoothing: raw.labelSmoothing as number, seed: raw.seed as number, imageSize: raw.imageSize as number,
+        labelSmoothing: (raw.labelSmoothing as number | undefined) ?? DEFAULT_LABEL_SMOOTHING[raw.task as TrainOptions['task']],
+        veFormulation: raw.veFormulation as TrainOptions['veFormulation'], seed: raw.seed as number, imageSize: raw.imageSize as number,
         validationEvery: raw.validationEvery as number, validationSize: raw.validationSize as number,
         checkpointEvery: raw.checkpointEvery as number, stopAtStep: raw.stopAt as number | undefined,
         data: raw.data as string, initFrom: raw.initFrom as string | undefined, tokenizerFile: raw.tokenizer as string | undefined,
