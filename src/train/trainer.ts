@@ -27,7 +27,8 @@ export interface TrainOptions {
   warmupSteps: number;
   weightDecay: number;
   clipNorm: number;
-  labelSmoothing: number;
+  /** Label smoothing ε; default per task (DEFAULT_LABEL_SMOOTHING). */
+  labelSmoothing?: number;
   /** VE: how the model reads the question and where it answers (recorded in config.json). */
   veFormulation: VeFormulation;
   seed: number;
@@ -50,7 +51,7 @@ export interface TrainOptions {
 /** Label smoothing of the official runs: none for VE (a 3-way answer), 0.1 for captions. */
 export const DEFAULT_LABEL_SMOOTHING: Record<Task, number> = { ve: 0, caption: 0.1 };
 
-export const DEFAULT_TRAIN_OPTIONS: Omit<TrainOptions, 'task' | 'outDir' | 'labelSmoothing'> = {
+export const DEFAULT_TRAIN_OPTIONS: Omit<TrainOptions, 'task' | 'outDir'> = {
   preset: 'small',
   encoderMode: 'decomposed',
   lossMode: 'layerwise',
@@ -109,7 +110,9 @@ export interface TrainResult { finalStep: number; lastValidation?: ValidationRec
 /** fresh: refuse to touch an existing checkpoint; resume: continue it; overwrite: start again over it. */
 export type TrainStart = 'fresh' | 'resume' | 'overwrite';
 
-export async function train(options: TrainOptions, callbacks: TrainCallbacks = {}, start: TrainStart = 'fresh'): Promise<TrainResult> {
+export async function train(given: TrainOptions, callbacks: TrainCallbacks = {}, start: TrainStart = 'fresh'): Promise<TrainResult> {
+  // Resolved before anything is saved, so a resume compares (and the log records) the ε in use.
+  const options = { ...given, labelSmoothing: given.labelSmoothing ?? DEFAULT_LABEL_SMOOTHING[given.task] };
   validateTrainOptions(options);
   if (start === 'fresh' && existsSync(join(options.outDir, FILES.config))) {
     throw new Error(`${options.outDir} already holds a checkpoint: pass --resume to continue it or --overwrite to start again`);
@@ -207,7 +210,7 @@ export async function train(options: TrainOptions, callbacks: TrainCallbacks = {
 }
 
 /** Teacher-forced validation of every decoder layer through the shared head. */
-export function validate(model: TfModel, examples: Seq2SeqExample[], tokenizer: TextTokenizer, options: Pick<TrainOptions, 'labelSmoothing' | 'lossMode' | 'task'>, answerIds: number[], step: number): ValidationRecord {
+export function validate(model: TfModel, examples: Seq2SeqExample[], tokenizer: TextTokenizer, options: Required<Pick<TrainOptions, 'labelSmoothing' | 'lossMode' | 'task'>>, answerIds: number[], step: number): ValidationRecord {
   const layers = model.config.decoderLayers;
   const lossSums = new Array<number>(layers).fill(0);
   const correct = new Array<number>(layers).fill(0);
@@ -282,7 +285,7 @@ export function validateTrainOptions(options: TrainOptions): void {
   if (!(options.weightDecay >= 0)) throw new Error(`--weight-decay must be ≥ 0 (got ${options.weightDecay})`);
   if (!(options.clipNorm > 0)) throw new Error(`--clip-norm must be positive (got ${options.clipNorm})`);
   if (options.initFrom && options.tokenizerFile) throw new Error('--init-from brings its own tokenizer; drop --tokenizer');
-  if (!(options.labelSmoothing >= 0 && options.labelSmoothing < 1)) throw new Error(`--label-smoothing must be in [0, 1) (got ${options.labelSmoothing})`);
+  if (options.labelSmoothing !== undefined && !(options.labelSmoothing >= 0 && options.labelSmoothing < 1)) throw new Error(`--label-smoothing must be in [0, 1) (got ${options.labelSmoothing})`);
   if (!VE_FORMULATIONS.includes(options.veFormulation)) throw new Error(`--ve-formulation must be ${VE_FORMULATIONS.join(' or ')} (got ${options.veFormulation})`);
 }
 

@@ -47,7 +47,7 @@ export function registerTrainCommand(program: Command): void {
         lossMode: raw.loss as TrainOptions['lossMode'],
         steps: raw.steps as number, batchSize: raw.batchSize as number, learningRate: raw.learningRate as number,
         warmupSteps: raw.warmupSteps as number, weightDecay: raw.weightDecay as number, clipNorm: raw.clipNorm as number,
-        labelSmoothing: (raw.labelSmoothing as number | undefined) ?? DEFAULT_LABEL_SMOOTHING[raw.task as TrainOptions['task']],
+        labelSmoothing: raw.labelSmoothing as number | undefined,
         veFormulation: raw.veFormulation as TrainOptions['veFormulation'], seed: raw.seed as number, imageSize: raw.imageSize as number,
         validationEvery: raw.validationEvery as number, validationSize: raw.validationSize as number,
         checkpointEvery: raw.checkpointEvery as number, stopAtStep: raw.stopAt as number | undefined,
