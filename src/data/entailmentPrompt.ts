@@ -2,6 +2,8 @@
 // (OFA data/mm_data/snli_ve_dataset.py): the hypothesis (and, when the data set has one, the
 // premise caption) inside a fixed question template. The leading space is OFA's: with a
 // GPT-2 style BPE it makes " does" the word-initial token the OFA vocabulary has.
+import { encodeText } from './preprocess.js';
+import type { TextTokenizer } from './tokenizer.js';
 
 /**
  * How a VE model reads its input and where it answers:
@@ -23,4 +25,14 @@ export const premiseQuestion = (premise: string, hypothesis: string): string => 
 export function entailmentText(formulation: VeFormulation, hypothesis: string, premise?: string): string {
   if (formulation === 'bos') return hypothesis;
   return premise === undefined ? hypothesisQuestion(hypothesis) : premiseQuestion(premise, hypothesis);
+}
+
+/**
+ * Ids of a VE question's encoder text, refusing what cannot be asked: a hypothesis without a
+ * word (the template alone, or "?!" with a tokenizer that keeps `?`, would otherwise pass) and
+ * text longer than the model's limit (the template counts).
+ */
+export function encodeEntailment(tokenizer: TextTokenizer, formulation: VeFormulation, hypothesis: string, premise: string | undefined, maxLength: number): number[] {
+  if (!/[^\p{P}\p{S}\s]/u.test(hypothesis)) throw new Error('text is empty');
+  return encodeText(tokenizer, entailmentText(formulation, hypothesis, premise), maxLength);
 }

@@ -2,7 +2,7 @@
 // captions with MuE exits, and report what each answer cost.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { entailmentText } from '../data/entailmentPrompt.js';
+import { encodeEntailment, entailmentText } from '../data/entailmentPrompt.js';
 import { encodeText, normaliseImage, type RgbPixels } from '../data/preprocess.js';
 import { CAPTION_PROMPT } from '../data/sceneworld.js';
 import type { TextTokenizer } from '../data/tokenizer.js';
@@ -107,6 +107,7 @@ export class MuEModel {
    */
   async entailBatch(inputs: EntailInput[], options: InferenceOptions = {}): Promise<EntailResult[]> {
     const answerIds = ENTAILMENT_ANSWERS.map((word) => this.tokenizer.idOf(word));
+    for (const input of inputs) encodeEntailment(this.tokenizer, this.config.veFormulation, input.hypothesis, input.premise, this.config.maxTextLength);
     const questions = inputs.map((input) => ({ image: input.image, text: this.entailmentText(input) }));
     const runs = await this.run(questions, options, answerIds, 1, this.config.veFormulation === 'prompt');
     return runs.map(({ sequence, telemetry }) => ({ answer: ENTAILMENT_ANSWERS[answerIds.indexOf(sequence.tokens[0]!)]!, telemetry }));
