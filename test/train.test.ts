@@ -96,3 +96,21 @@ test('prompt formulation: 60 steps of a tiny model beat the majority answer; the
     await runtime.dispose();
   }
 });
+
+test('a resume keeps a run\'s formulation and ε when none is given, also for runs saved before the options existed', async () => {
+  const { writeFileSync } = await import('node:fs');
+  const old = tinyRun('old-run', { steps: 2, stopAtStep: 1, veFormulation: 'bos', labelSmoothing: 0.1 });
+  (await train(old)).model.dispose();
+  // A run saved before veFormulation existed has no such option (and was trained 'bos').
+  const statePath = join(old.outDir, 'training_state.json');
+  const state = JSON.parse(readFileSync(statePath, 'utf8'));
+  delete state.options.veFormulation;
+  writeFileSync(statePath, JSON.stringify(state));
+  const { veFormulation: _v, labelSmoothing: _l, ...unset } = tinyRun('old-run', { steps: 2 });
+  (await train(unset, {}, 'resume')).model.dispose();
+  const resumed = loadCheckpoint(old.outDir);
+  assert.equal(resumed.trainingState!.step, 2);
+  assert.equal(resumed.config.veFormulation, 'bos');
+  assert.equal((resumed.trainingState!.options as TrainOptions).labelSmoothing, 0.1);
+  await assert.rejects(train({ ...unset, veFormulation: 'prompt' }, {}, 'resume'), /cannot resume: option veFormulation/);
+});

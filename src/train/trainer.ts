@@ -9,7 +9,7 @@ import { ENTAILMENT_LABELS, sceneWorldTokenizer } from '../data/sceneworld.js';
 import type { TextTokenizer } from '../data/tokenizer.js';
 import { initTensorflow, tf } from '../model/backend.js';
 import { FILES, loadCheckpoint, saveCheckpoint, type Task } from '../model/checkpoint.js';
-import { type EncoderMode, type ModelConfig, presetConfig } from '../model/config.js';
+import { type EncoderMode, type ModelConfig, presetConfig, validateConfig } from '../model/config.js';
 import type { NamedArray } from '../model/safetensors.js';
 import { TfModel } from '../model/tfModel.js';
 import { AdamW } from './adamw.js';
@@ -27,10 +27,10 @@ export interface TrainOptions {
   warmupSteps: number;
   weightDecay: number;
   clipNorm: number;
-  /** Label smoothing ε; default per task (DEFAULT_LABEL_SMOOTHING). */
+  /** Label smoothing ε; default: a resume keeps the run's, a fresh run takes the task's (DEFAULT_LABEL_SMOOTHING). */
   labelSmoothing?: number;
-  /** VE: how the model reads the question and where it answers (recorded in config.json). */
-  veFormulation: VeFormulation;
+  /** VE: how the model reads the question and where it answers (recorded in config.json); default as labelSmoothing, fresh runs 'prompt'. */
+  veFormulation?: VeFormulation;
   seed: number;
   imageSize: number;
   validationEvery: number;
@@ -50,6 +50,9 @@ export interface TrainOptions {
 
 /** Label smoothing of the official runs: none for VE (a 3-way answer), 0.1 for captions. */
 export const DEFAULT_LABEL_SMOOTHING: Record<Task, number> = { ve: 0, caption: 0.1 };
+
+/** Options after defaults are resolved (what a run saves and a resume compares). */
+type ResolvedTrainOptions = TrainOptions & Required<Pick<TrainOptions, 'labelSmoothing' | 'veFormulation'>>;
 
 export const DEFAULT_TRAIN_OPTIONS: Omit<TrainOptions, 'task' | 'outDir'> = {
   preset: 'small',
@@ -111,8 +114,7 @@ export interface TrainResult { finalStep: number; lastValidation?: ValidationRec
 export type TrainStart = 'fresh' | 'resume' | 'overwrite';
 
 export async function train(given: TrainOptions, callbacks: TrainCallbacks = {}, start: TrainStart = 'fresh'): Promise<TrainResult> {
-  // Resolved before anything is saved, so a resume compares (and the log records) the ε in use.
-  const options = { ...given, labelSmoothing: given.labelSmoothing ?? DEFAULT_LABEL_SMOOTHING[given.task] };
+  const options = withDefaults(given, start);
   validateTrainOptions(options);
   if (start === 'fresh' && existsSync(join(options.outDir, FILES.config))) {
     throw new Error(`${options.outDir} already holds a checkpoint: pass --resume to continue it or --overwrite to start again`);
@@ -209,6 +211,25 @@ export async function train(given: TrainOptions, callbacks: TrainCallbacks = {},
   return { finalStep: Math.max(startStep, lastStep), lastValidation, model, tokenizer, config };
 }
 
+/**
+ * Fills the options left unset: a resume takes the saved run's values (or what runs used before
+ * the option existed); a fine-tune keeps its checkpoint's formulation (as --encoder-mode); a fresh
+ * run takes the defaults. Resolved before anything is saved, so a resume compares, and the log
+ * records, the values in use.
+ */
+function withDefaults(given: TrainOptions, start: TrainStart): ResolvedTrainOptions {
+  const readJson = (path: string): Record<string, unknown> | undefined => (existsSync(path) ? JSON.parse(readFileSync(path, 'utf8')) : undefined);
+  const saved = start === 'resume' ? (readJson(join(given.outDir, FILES.trainingState))?.options as Partial<TrainOptions> | undefined) : undefined;
+  const savedValue = <K extends keyof TrainOptions>(key: K): TrainOptions[K] | undefined => (saved && key in saved ? saved[key] : BEFORE_OPTION_EXISTED[key]);
+  const initConfig = given.initFrom ? readJson(join(given.initFrom, FILES.config)) : undefined;
+  return {
+    ...given,
+    labelSmoothing: given.labelSmoothing ?? (saved ? savedValue('labelSmoothing') : undefined) ?? DEFAULT_LABEL_SMOOTHING[given.task],
+    veFormulation: given.veFormulation ?? (saved ? savedValue('veFormulation') : undefined)
+      ?? (initConfig ? validateConfig(initConfig).veFormulation : undefined) ?? DEFAULT_TRAIN_OPTIONS.veFormulation!,
+  };
+}
+
 /** Teacher-forced validation of every decoder layer through the shared head. */
 export function validate(model: TfModel, examples: Seq2SeqExample[], tokenizer: TextTokenizer, options: Required<Pick<TrainOptions, 'labelSmoothing' | 'lossMode' | 'task'>>, answerIds: number[], step: number): ValidationRecord {
   const layers = model.config.decoderLayers;
@@ -250,7 +271,7 @@ export function validate(model: TfModel, examples: Seq2SeqExample[], tokenizer: 
 }
 
 /** Config, tokenizer and (fine-tuning) weights the run starts from. */
-function startingPoint(options: TrainOptions): { config: ModelConfig; tokenizer: TextTokenizer; weights?: Map<string, NamedArray> } {
+function startingPoint(options: ResolvedTrainOptions): { config: ModelConfig; tokenizer: TextTokenizer; weights?: Map<string, NamedArray> } {
   if (options.initFrom) {
     const checkpoint = loadCheckpoint(options.initFrom);
     const { config } = checkpoint;
@@ -273,7 +294,7 @@ function readTokenizerFile(path: string): TextTokenizer {
   return tokenizerFromJSON(json);
 }
 
-export function validateTrainOptions(options: TrainOptions): void {
+export function validateTrainOptions(options: ResolvedTrainOptions): void {
   const positiveIntegers = ['steps', 'batchSize', 'validationEvery', 'validationSize', 'checkpointEvery', 'imageSize'] as const;
   for (const key of positiveIntegers) {
     if (!Number.isInteger(options[key]) || options[key] < 1) throw new Error(`--${kebab(key)} must be a positive integer (got ${options[key]})`);
@@ -285,7 +306,7 @@ export function validateTrainOptions(options: TrainOptions): void {
   if (!(options.weightDecay >= 0)) throw new Error(`--weight-decay must be ≥ 0 (got ${options.weightDecay})`);
   if (!(options.clipNorm > 0)) throw new Error(`--clip-norm must be positive (got ${options.clipNorm})`);
   if (options.initFrom && options.tokenizerFile) throw new Error('--init-from brings its own tokenizer; drop --tokenizer');
-  if (options.labelSmoothing !== undefined && !(options.labelSmoothing >= 0 && options.labelSmoothing < 1)) throw new Error(`--label-smoothing must be in [0, 1) (got ${options.labelSmoothing})`);
+  if (!(options.labelSmoothing >= 0 && options.labelSmoothing < 1)) throw new Error(`--label-smoothing must be in [0, 1) (got ${options.labelSmoothing})`);
   if (!VE_FORMULATIONS.includes(options.veFormulation)) throw new Error(`--ve-formulation must be ${VE_FORMULATIONS.join(' or ')} (got ${options.veFormulation})`);
 }
 

@@ -25,8 +25,8 @@ export function registerTrainCommand(program: Command): void {
     .option('--warmup-steps <n>', 'linear warm-up steps', parseInteger('--warmup-steps', 0), d.warmupSteps)
     .option('--weight-decay <x>', 'AdamW decoupled weight decay', parseNumber('--weight-decay'), d.weightDecay)
     .option('--clip-norm <x>', 'global gradient-norm clip', parseNumber('--clip-norm'), d.clipNorm)
-    .option('--label-smoothing <x>', `label smoothing ε (default: ${Object.entries(DEFAULT_LABEL_SMOOTHING).map(([task, value]) => `${value} for ${task}`).join(', ')}, as the official runs)`, parseNumber('--label-smoothing'))
-    .option('--ve-formulation <form>', `VE only: prompt (official: the decoder reads <bos> + the question template and answers at its end, constrained to yes/no/maybe) | bos (the decoder answers from <bos> alone; ablation, and how the first shipped models were trained)`, parseChoice('--ve-formulation', VE_FORMULATIONS), d.veFormulation)
+    .option('--label-smoothing <x>', `label smoothing ε (default: ${Object.entries(DEFAULT_LABEL_SMOOTHING).map(([task, value]) => `${value} for ${task}`).join(', ')}, as the official runs; --resume keeps the run's)`, parseNumber('--label-smoothing'))
+    .option('--ve-formulation <form>', `VE only: prompt (official: the decoder reads <bos> + the question template and answers at its end, constrained to yes/no/maybe) | bos (the decoder answers from <bos> alone; ablation, and how the first shipped models were trained) (default: "${d.veFormulation}"; --init-from keeps the checkpoint's, --resume the run's)`, parseChoice('--ve-formulation', VE_FORMULATIONS))
     .option('--seed <n>', 'seed for weights and data', parseInteger('--seed'), d.seed)
     .option('--image-size <n>', 'image side in pixels', parseInteger('--image-size', 1), d.imageSize)
     .option('--validation-every <n>', 'validate every n steps', parseInteger('--validation-every', 1), d.validationEvery)
@@ -48,7 +48,7 @@ export function registerTrainCommand(program: Command): void {
         steps: raw.steps as number, batchSize: raw.batchSize as number, learningRate: raw.learningRate as number,
         warmupSteps: raw.warmupSteps as number, weightDecay: raw.weightDecay as number, clipNorm: raw.clipNorm as number,
         labelSmoothing: raw.labelSmoothing as number | undefined,
-        veFormulation: raw.veFormulation as TrainOptions['veFormulation'], seed: raw.seed as number, imageSize: raw.imageSize as number,
+        veFormulation: raw.veFormulation as TrainOptions['veFormulation'] | undefined, seed: raw.seed as number, imageSize: raw.imageSize as number,
         validationEvery: raw.validationEvery as number, validationSize: raw.validationSize as number,
         checkpointEvery: raw.checkpointEvery as number, stopAtStep: raw.stopAt as number | undefined,
         data: raw.data as string, initFrom: raw.initFrom as string | undefined, tokenizerFile: raw.tokenizer as string | undefined,
