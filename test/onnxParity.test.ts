@@ -316,6 +316,22 @@ test('prompt formulation end to end: MuEModel.entail answers as the training bat
       }
     }
     assert.ok(compared >= 6, `only ${compared} answers were clear enough to compare`);
+    // The exit statistic: one cosine per layer over the row's flattened real prompt states, layer output vs input.
+    const states = decoderStates.map(floats); // each (B, T, D)
+    const { dim } = config;
+    for (const [row, record] of records.entries()) {
+      const values = (batch.answerPositions[row]! + 1) * dim;
+      const rowStates = (layer: number) => states[layer]!.subarray(row * length * dim, row * length * dim + values);
+      const expected = Array.from({ length: config.decoderLayers }, (_, layer) => {
+        const [a, b] = [rowStates(layer + 1), rowStates(layer)];
+        let dot = 0, normA = 0, normB = 0;
+        for (let i = 0; i < values; i++) { dot += a[i]! * b[i]!; normA += a[i]! ** 2; normB += b[i]! ** 2; }
+        return dot / Math.sqrt(normA * normB);
+      });
+      const { telemetry } = await model.entail({ image: record.image, hypothesis: record.hypothesis }, { decoderThreshold: 1, recordSimilarities: true });
+      assert.equal(telemetry.similarities!.tokens.length, 1);
+      telemetry.similarities!.tokens[0]!.forEach((similarity, layer) => assert.ok(Math.abs(similarity - expected[layer]!) < 1e-4, `row ${row} layer ${layer + 1}: ${similarity} vs ${expected[layer]}`));
+    }
   } finally {
     disposeBatch(batch);
     await model.dispose();

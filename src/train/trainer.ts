@@ -97,7 +97,7 @@ export interface ValidationRecord {
   step: number;
   loss: number;
   layerLosses: number[];
-  /** VE: answer accuracy (argmax over yes/no/maybe); caption: next-token accuracy. One per decoder layer. */
+  /** VE: answer accuracy (argmax over yes/no/maybe at the answer position: the last prompt position, or 0 for 'bos' models); caption: next-token accuracy. One per decoder layer. */
   layerAccuracy: number[];
   accuracy: number;
 }
