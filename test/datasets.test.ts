@@ -38,6 +38,7 @@ test('SNLI-VE OFA TSV: every split read back exactly, labels mapped to yes / may
       const { example } = expected[i]!;
       assert.equal(record.id, example.id);
       assert.equal(record.hypothesis, example.hypothesis);
+      assert.equal(record.premise, 'a picture of shapes'); // the caption column (scripts/make-dataset-fixtures.ts)
       assert.equal(record.label, example.label);
       assert.equal(record.group, { yes: 'entailment', maybe: 'neutral', no: 'contradiction' }[example.label]);
       assert.deepEqual(record.image, example.image);
@@ -54,6 +55,7 @@ test('SNLI-VE JSONL + Flickr30k images: same examples (JPEG within compression e
   records.forEach((record, i) => {
     const { example } = expected[i + 2]!;
     assert.equal(record.label, example.label);
+    assert.equal(record.premise, 'a picture of shapes'); // sentence1
     const meanError = record.image.pixels.reduce((sum, v, p) => sum + Math.abs(v - example.image.pixels[p]!), 0) / record.image.pixels.length;
     assert.ok(meanError < 4, `${record.id}: mean absolute error ${meanError}`);
   });
@@ -111,7 +113,8 @@ test('bad data specs and malformed files are refused with the file, line and pro
   };
   assert.match(await jsonl('{"Flikr30kID": "1.jpg", '), /snli_ve_test\.jsonl:1: not valid JSON/);
   assert.match(await jsonl('{"sentence2": "a", "gold_label": "neutral"}'), /missing Flikr30kID \/ Flickr30K_ID/);
-  assert.match(await jsonl('{"Flickr30K_ID": 77, "sentence2": "a", "gold_label": "neutral"}'), /cannot read image .*flickr30k_images\/77\.jpg: ENOENT/);
+  assert.match(await jsonl('{"Flickr30K_ID": 77, "sentence2": "a", "gold_label": "neutral"}'), /missing sentence1 \(the premise\)/);
+  assert.match(await jsonl('{"Flickr30K_ID": 77, "sentence1": "p", "sentence2": "a", "gold_label": "neutral"}'), /cannot read image .*flickr30k_images\/77\.jpg: ENOENT/);
 
   const cocoDir = join(workDir, 'coco');
   cpSync(join(fixtures, 'coco'), cocoDir, { recursive: true });

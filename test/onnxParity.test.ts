@@ -13,7 +13,14 @@ import { TfModel } from '../src/model/tfModel.js';
 import { LayerRunner, type KeyValue } from '../src/runtime/layerRunner.js';
 import { fromVariables } from '../src/train/trainer.js';
 import { concatSequences } from '../src/runtime/rows.js';
-import { initTensorflow, randomInputs, tf } from './helpers.js';
+import { decoderStep } from '../src/graph/layerGraphs.js';
+import { loadCheckpoint } from '../src/model/checkpoint.js';
+import { sceneWorldEvalSet } from '../src/eval/evaluate.js';
+import { fixedDepthExit } from '../src/runtime/exits.js';
+import { MuEModel } from '../src/runtime/mueModel.js';
+import { disposeBatch, fromTaskRecord, makeBatch } from '../src/train/batch.js';
+import { toTensors } from '../src/train/trainer.js';
+import { initTensorflow, randomInputs, saveRandomCheckpoint, tf } from './helpers.js';
 
 const TOLERANCE = 1e-4;
 const BATCH = 2;
@@ -207,5 +214,127 @@ test('exported graph files load in a fresh session and match the in-memory runne
   } finally {
     await runner.dispose();
     model.dispose();
+  }
+});
+
+// ---- VE 'prompt' formulation: the decoder over <bos> + text, answered at the last position ----
+
+/** Answer logits (allowed tokens) at each row's last prompt position of (B, T, V) logits. */
+function answerLogits(logits: Float32Array, lastPositions: number[], length: number, vocabSize: number, allowed: number[]): number[] {
+  return lastPositions.flatMap((position, row) => allowed.map((id) => logits[(row * length + position) * vocabSize + id]!));
+}
+
+test('prompt formulation: the ORT decoder over the whole prompt gives TfModel\'s teacher-forced answer logits at every layer', async (t) => {
+  const config = smallSequences('tiny', { maxTextLength: 8, maxTargetLength: 9 });
+  const model = TfModel.initialise(config, 11);
+  const weights = fromVariables(model.weights);
+  const runner = await LayerRunner.create(config, weights);
+  const { dim, decoderLayers, vocabSize } = config;
+  const allowed = [4, 5, 6];
+  try {
+    const inputs = randomInputs(config, BATCH);
+    // <bos> + each row's real text tokens, right-padded with <pad> 0 (the second row has 3 text tokens).
+    const textRows = rows(inputs.textIds);
+    const textLengths = rows(inputs.textMask).map((mask) => mask.reduce((a, b) => a + b, 0));
+    const prompts = textRows.map((ids, row) => [1, ...ids.slice(0, textLengths[row]!)]);
+    const length = Math.max(...prompts.map((p) => p.length));
+    const padded = prompts.map((p) => [...p, ...new Array<number>(length - p.length).fill(0)]);
+    const lastPositions = prompts.map((p) => p.length - 1);
+    const reference = model.forward({ ...inputs, decoderIds: tf.tensor2d(padded, [BATCH, length], 'int32') });
+
+    const memory = floats(reference.encoder.memory);
+    const memoryMask = floats(reference.encoder.memoryMask);
+    const memoryLength = reference.encoder.memory.shape[1];
+    let states = await runner.embedDecoderPrompt(padded);
+    let worst = 0;
+    for (let i = 0; i < decoderLayers; i++) {
+      const cross = await runner.crossKeyValues(i, memory, BATCH, memoryLength);
+      states = await runner.decoderPrompt(i, states, BATCH, length, cross.key, cross.value, memoryMask, memoryLength);
+      const expected = answerLogits(floats(model.logits(reference.decoderStates[i + 1]!)), lastPositions, length, vocabSize, allowed);
+      const actual = answerLogits(await runner.head(states, BATCH, length), lastPositions, length, vocabSize, allowed);
+      const error = relativeError(Float32Array.from(actual), Float32Array.from(expected));
+      assert.ok(error < TOLERANCE, `layer ${i + 1} answer logits: relative error ${error}`);
+      worst = Math.max(worst, error);
+    }
+    t.diagnostic(`prompt answer logits: max relative error ${worst.toExponential(2)}`);
+
+    // The same graph with a past: the prompt in two chunks (2 positions, then the rest after them) equals one pass.
+    const session = await ort.InferenceSession.create(decoderStep(config, weights, 0).model);
+    const cross = await runner.crossKeyValues(0, memory, BATCH, memoryLength);
+    const embedded = await runner.embedDecoderPrompt(padded);
+    const feed = (x: Float32Array, positions: number, past: { key: Float32Array; value: Float32Array }, pastLength: number) => session.run({
+      states: new ort.Tensor('float32', x, [BATCH, positions, dim]),
+      past_key: new ort.Tensor('float32', past.key, [BATCH, pastLength, dim]),
+      past_value: new ort.Tensor('float32', past.value, [BATCH, pastLength, dim]),
+      cross_key: new ort.Tensor('float32', cross.key, [BATCH, memoryLength, dim]),
+      cross_value: new ort.Tensor('float32', cross.value, [BATCH, memoryLength, dim]),
+      memory_mask: new ort.Tensor('float32', memoryMask, [BATCH, memoryLength]),
+    });
+    const slice = (x: Float32Array, from: number, to: number) => {
+      const out = new Float32Array(BATCH * (to - from) * dim);
+      for (let row = 0; row < BATCH; row++) out.set(x.subarray((row * length + from) * dim, (row * length + to) * dim), row * (to - from) * dim);
+      return out;
+    };
+    const head = await feed(slice(embedded, 0, 2), 2, { key: new Float32Array(0), value: new Float32Array(0) }, 0);
+    const tail = await feed(slice(embedded, 2, length), length - 2, { key: head.key!.data as Float32Array, value: head.value!.data as Float32Array }, 2);
+    const whole = await feed(embedded, length, { key: new Float32Array(0), value: new Float32Array(0) }, 0);
+    const chunked = concatSequences([head.output!.data as Float32Array, tail.output!.data as Float32Array], [2, length - 2], dim, BATCH);
+    assert.ok(relativeError(chunked, whole.output!.data as Float32Array) < TOLERANCE, 'chunked prompt');
+    assert.ok(relativeError(whole.output!.data as Float32Array, floats(reference.decoderStates[1]!)) < TOLERANCE, 'layer 1 at every position');
+    await session.release();
+  } finally {
+    await runner.dispose();
+    model.dispose();
+  }
+});
+
+test('prompt formulation end to end: MuEModel.entail answers as the training batch\'s teacher-forced logits say, at every exit depth', async () => {
+  const directory = join(outDir, 've-prompt');
+  await saveRandomCheckpoint(directory, 've', { veFormulation: 'prompt' }, 21);
+  const checkpoint = loadCheckpoint(directory);
+  const { config, tokenizer } = checkpoint;
+  const reference = TfModel.fromTensors(config, toTensors(checkpoint.weights));
+  const model = await MuEModel.load(directory);
+  const records = sceneWorldEvalSet('ve', 'validation', 4, 3, config.imageSize);
+  const batch = makeBatch(records.map((record) => fromTaskRecord(record, 0, 'prompt')), tokenizer, config);
+  try {
+    const { decoderStates } = reference.forward(batch.inputs);
+    const allowed = batch.allowedTokens!;
+    const length = batch.inputs.decoderIds.shape[1];
+    let compared = 0;
+    for (let depth = 1; depth <= config.decoderLayers; depth++) {
+      const expected = answerLogits(floats(reference.logits(decoderStates[depth]!)), batch.answerPositions, length, config.vocabSize, allowed);
+      for (const [row, record] of records.entries()) {
+        const scores = expected.slice(row * 3, row * 3 + 3);
+        const sorted = [...scores].sort((a, b) => b - a);
+        const result = await model.entail({ image: record.image, hypothesis: record.hypothesis }, { decoderPolicy: fixedDepthExit(depth) });
+        assert.deepEqual(result.telemetry.tokenLayers, [depth]);
+        assert.equal(result.telemetry.promptLength, batch.answerPositions[row]! + 1);
+        if (sorted[0]! - sorted[1]! < 1e-3) continue; // a near tie may flip within float error
+        assert.equal(result.answer, tokenizer.decode([allowed[scores.indexOf(sorted[0]!)]!]), `row ${row}, depth ${depth}`);
+        compared++;
+      }
+    }
+    assert.ok(compared >= 6, `only ${compared} answers were clear enough to compare`);
+    // The exit statistic: one cosine per layer over the row's flattened real prompt states, layer output vs input.
+    const states = decoderStates.map(floats); // each (B, T, D)
+    const { dim } = config;
+    for (const [row, record] of records.entries()) {
+      const values = (batch.answerPositions[row]! + 1) * dim;
+      const rowStates = (layer: number) => states[layer]!.subarray(row * length * dim, row * length * dim + values);
+      const expected = Array.from({ length: config.decoderLayers }, (_, layer) => {
+        const [a, b] = [rowStates(layer + 1), rowStates(layer)];
+        let dot = 0, normA = 0, normB = 0;
+        for (let i = 0; i < values; i++) { dot += a[i]! * b[i]!; normA += a[i]! ** 2; normB += b[i]! ** 2; }
+        return dot / Math.sqrt(normA * normB);
+      });
+      const { telemetry } = await model.entail({ image: record.image, hypothesis: record.hypothesis }, { decoderThreshold: 1, recordSimilarities: true });
+      assert.equal(telemetry.similarities!.tokens.length, 1);
+      telemetry.similarities!.tokens[0]!.forEach((similarity, layer) => assert.ok(Math.abs(similarity - expected[layer]!) < 1e-4, `row ${row} layer ${layer + 1}: ${similarity} vs ${expected[layer]}`));
+    }
+  } finally {
+    disposeBatch(batch);
+    await model.dispose();
+    reference.dispose();
   }
 });

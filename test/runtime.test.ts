@@ -161,7 +161,7 @@ test('bad input gets a clear error', async () => {
   await assert.rejects(ve.entail(input, { imageThreshold: 1.5 }), /imageThreshold must be a number in \[-1, 1\]/);
   await assert.rejects(ve.entail(input, { decoderThreshold: Number.NaN }), /decoderThreshold/);
   await assert.rejects(ve.entail({ ...input, image: { width: 16, height: 16, pixels: new Uint8Array(16 * 16 * 3) } }), /model expects 32×32/);
-  await assert.rejects(ve.entail({ ...input, hypothesis: 'a '.repeat(40) }), /at most 16/);
+  await assert.rejects(ve.entail({ ...input, hypothesis: 'a '.repeat(40) }), /at most 20/);
   await assert.rejects(ve.entail({ ...input, hypothesis: '  ' }), /text is empty/);
   await assert.rejects(ve.entail(input, { kvStrategy: 'teleport' as never }), /kvStrategy must be one of/);
   await assert.rejects(ve.entail(input, { encoderPolicy: entropyExit(0.5) }), /reads the output distribution, which only the decoder has/);

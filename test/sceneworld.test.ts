@@ -6,7 +6,9 @@ import { describe, it } from 'node:test';
 import { Command } from 'commander';
 
 import { registerDataCommand } from '../src/cli/commands/data.js';
+import { hypothesisQuestion } from '../src/data/entailmentPrompt.js';
 import { decodePng, encodePng } from '../src/data/png.js';
+import { DEFAULT_SEQUENCE_CONFIG } from '../src/model/config.js';
 import {
   CAPTION_PROMPT,
   captionExample,
@@ -360,13 +362,35 @@ describe('SceneWorld images', () => {
 });
 
 describe('SceneWorld vocabulary', () => {
+  it('keeps every word\'s id from before the VE template (the template marks come last)', () => {
+    const before = ['yes', 'no', 'maybe', 'what', 'does', 'the', 'image', 'describe', 'there', 'is'];
+    assert.deepEqual(before.map((word) => sceneWorldTokenizer().idOf(word)), before.map((_, i) => i + 4));
+    assert.deepEqual(sceneWorldVocabulary().slice(-2), ['"', '?']);
+  });
+
+  it('fits the longest hypothesis inside the VE template within the default text limit', () => {
+    const tokenizer = sceneWorldTokenizer();
+    let longest = 0;
+    for (const split of ['train', 'validation', 'test'] as const) {
+      for (let index = 0; index < 400; index++) {
+        const { hypothesis } = drawVeExample(index, resolveOptions({ ...TRAIN, split }));
+        longest = Math.max(longest, tokenizer.encode(hypothesisQuestion(hypothesisText(hypothesis))).length);
+      }
+    }
+    // 9 words at most ("the cyan diamond is left of the cyan circle") + 7 template tokens.
+    assert.ok(longest <= 16 && longest >= 14, `longest templated hypothesis: ${longest} tokens`);
+    assert.ok(DEFAULT_SEQUENCE_CONFIG.maxTextLength >= 16 && DEFAULT_SEQUENCE_CONFIG.maxTargetLength >= DEFAULT_SEQUENCE_CONFIG.maxTextLength + 1);
+  });
+
   it('is small, duplicate-free and covers the prompt and the answers', () => {
     const vocabulary = sceneWorldVocabulary();
     assert.ok(vocabulary.length < 100, `${vocabulary.length} words`);
     assert.equal(new Set(vocabulary).size, vocabulary.length);
     const tokenizer = sceneWorldTokenizer();
     assert.equal(tokenizer.vocabSize, vocabulary.length + 4);
-    assert.equal(tokenizer.decode(tokenizer.encode(CAPTION_PROMPT)), CAPTION_PROMPT);
+    assert.equal(tokenizer.decode(tokenizer.encode(CAPTION_PROMPT)), 'what does the image describe ?');
+    // The VE template's words and marks are all known (src/data/entailmentPrompt.ts).
+    assert.equal(tokenizer.encode(hypothesisQuestion('there is a red circle')).includes(tokenizer.unkId), false);
     assert.deepEqual(tokenizer.encode('yes no maybe').includes(tokenizer.unkId), false);
   });
 });

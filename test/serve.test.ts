@@ -201,7 +201,7 @@ describe('HTTP API', () => {
       ['missing image', entailJson({ hypothesis: 'a circle' }), 400, /image is missing/],
       ['missing hypothesis', entailJson({ image }), 400, /hypothesis is missing/],
       ['empty hypothesis', entailJson({ image, hypothesis: '  ' }), 400, /hypothesis: text is empty/],
-      ['overlong hypothesis', entailJson({ image, hypothesis: 'circle '.repeat(40) }), 400, /hypothesis: text has 40 \w+ but the model takes at most 16/],
+      ['overlong hypothesis', entailJson({ image, hypothesis: 'circle '.repeat(40) }), 400, /hypothesis: text has 47 \w+ but the model takes at most 20/],
       ['hypothesis not a string', entailJson({ image, hypothesis: 42 }), 400, /hypothesis must be a string/],
       ['threshold out of range', entailJson({ image, hypothesis: 'a circle', decoderThreshold: 2 }), 400, /decoderThreshold must be a number in \[-1, 1\] \(got 2\)/],
       ['threshold not a number', entailJson({ image, hypothesis: 'a circle', imageThreshold: 'high' }), 400, /imageThreshold must be a number in \[-1, 1\]/],

@@ -72,3 +72,34 @@ test('models/ve-small beats chance (33%) at full depth on 90 held-out test quest
     await model.dispose();
   }
 });
+
+test('models/ve-small (a \'bos\' model from before the prompt formulation) answers exactly as before', async () => {
+  const model = await MuEModel.load(join(root, 'models', 've-small'));
+  try {
+    assert.equal(model.config.veFormulation, 'bos'); // its config.json has no veFormulation
+    // Recorded with the code before the VE prompt formulation existed (commit 42c6aeb), on SceneWorld test 0..23, seed 11.
+    const full = 'yes maybe maybe yes maybe maybe maybe maybe maybe maybe maybe yes maybe yes yes maybe maybe maybe maybe yes maybe no maybe maybe';
+    const calibrated = 'yes maybe maybe yes maybe maybe maybe maybe maybe maybe maybe yes maybe yes no maybe maybe maybe maybe yes maybe no maybe maybe';
+    const layers = [[6, 6, 2], [5, 5, 2], [5, 3, 2], [6, 6, 2], [5, 6, 2], [5, 6, 2], [5, 6, 2], [5, 6, 2], [5, 3, 2], [5, 3, 2], [5, 3, 2], [6, 6, 2],
+      [5, 6, 2], [6, 6, 2], [6, 3, 2], [3, 6, 2], [5, 3, 2], [5, 3, 2], [5, 6, 2], [6, 6, 2], [5, 6, 2], [6, 6, 2], [5, 6, 2], [5, 6, 2]];
+    const examples = sceneWorldEvalSet('ve', 'test', 24, 11, model.config.imageSize);
+    const answers = { full: [] as string[], calibrated: [] as string[], layers: [] as number[][] };
+    for (const example of examples) {
+      answers.full.push((await model.entail({ image: example.image, hypothesis: example.hypothesis }, { imageThreshold: 1, textThreshold: 1, decoderThreshold: 1 })).answer);
+      const { answer, telemetry } = await model.entail({ image: example.image, hypothesis: example.hypothesis }); // exits.json thresholds
+      answers.calibrated.push(answer);
+      answers.layers.push([telemetry.imageLayers!, telemetry.textLayers!, ...telemetry.tokenLayers]);
+    }
+    assert.deepEqual(answers, { full: full.split(' '), calibrated: calibrated.split(' '), layers });
+  } finally {
+    await model.dispose();
+  }
+});
+
+test('models/caption-small reads the official caption prompt as the words it was trained on (its tokenizer has no "?")', async () => {
+  const { loadCheckpoint } = await import('../src/model/checkpoint.js');
+  const { CAPTION_PROMPT } = await import('../src/data/sceneworld.js');
+  const { tokenizer } = loadCheckpoint(join(root, 'models', 'caption-small'));
+  assert.equal(CAPTION_PROMPT, ' what does the image describe?');
+  assert.deepEqual(tokenizer.encode(CAPTION_PROMPT), tokenizer.encode('what does the image describe'));
+});

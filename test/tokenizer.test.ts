@@ -69,10 +69,27 @@ describe('WordTokenizer', () => {
     assert.throws(() => WordTokenizer.fromJSON({ model: { type: 'WordLevel', vocab: noUnk } }), /lacks the special token <unk>/);
   });
 
+  it('keeps punctuation marks that are vocabulary words as their own tokens, and the Hugging Face library agrees', () => {
+    const marked = WordTokenizer.fromWords(['does', 'the', 'image', 'describe', 'red', 'circle', '"', '?']);
+    const [quote, question] = [marked.idOf('"'), marked.idOf('?')];
+    // ` does the image describe " red circle "?` (the VE template): `"?` splits into two tokens; `.` and `!` are still dropped.
+    assert.deepEqual(marked.encode(' does the image describe " Red circle. "?'), [4, 5, 6, 7, quote, 8, 9, quote, question]);
+    assert.deepEqual(marked.encode('red!circle?'), [8, 9, question]);
+    assert.equal(marked.decode(marked.encode('describe "red"?')), 'describe " red " ?');
+    const library = new HuggingFaceTokenizer(marked.toJSON());
+    for (const text of [' does the image describe " red circle "?', 'red!circle?', '"?"', 'the, image. describe!']) {
+      assert.deepEqual(library.encode(text), marked.encode(text), text);
+    }
+    // Without marks in the vocabulary (the first shipped models) all of them are dropped, as before.
+    assert.deepEqual(tokenizer.encode('"there" is a red circle?'), [4, 5, 6, 7, 8]);
+    assert.deepEqual(new HuggingFaceTokenizer(tokenizer.toJSON()).encode('"there" is a red circle?'), [4, 5, 6, 7, 8]);
+  });
+
   it('rejects words that encode could never produce', () => {
     assert.throws(() => WordTokenizer.fromWords(['Red']), /lower-case/);
     assert.throws(() => WordTokenizer.fromWords(['red circle']), /without spaces/);
     assert.throws(() => WordTokenizer.fromWords(['circle.']), /without spaces or/);
+    assert.throws(() => WordTokenizer.fromWords(['"circle']), /without spaces or/);
     assert.throws(() => WordTokenizer.fromWords(['']), /non-empty/);
   });
 });

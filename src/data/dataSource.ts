@@ -14,6 +14,8 @@ export interface TaskRecord {
   image: RgbPixels;
   /** Hypothesis (VE); empty for captioning. */
   hypothesis: string;
+  /** VE data sets with a premise caption (SNLI-VE): the caption the hypothesis is judged against. */
+  premise?: string;
   label?: EntailmentLabel;
   /** Every reference caption of the image (captioning). */
   references?: string[];

@@ -3,9 +3,10 @@
 //   - OFA TSV: snli_ve_{train,dev,test}.tsv, one example per line with the columns
 //     unique id, image id, base64 image, hypothesis, caption (premise), label;
 //   - original JSONL: snli_ve_{train,dev,test}.jsonl (fields Flikr30kID — sic — or
-//     Flickr30K_ID, sentence2 = hypothesis, gold_label, pairID) + the Flickr30k images in
+//     Flickr30K_ID, sentence1 = premise, sentence2 = hypothesis, gold_label, pairID) + the Flickr30k images in
 //     flickr30k_images/ (or flickr30k-images/).
-// Gold labels map entailment / neutral / contradiction -> yes / maybe / no.
+// Gold labels map entailment / neutral / contradiction -> yes / maybe / no. The premise is kept:
+// the official runs ask ` can image and text1 " {premise} " imply text2 " {hypothesis} "?`.
 import { createReadStream, existsSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -35,7 +36,7 @@ export async function* readLines(path: string): AsyncGenerator<{ line: string; n
 }
 
 /** One example before its image is decoded, so skipped rows cost no decoding. */
-interface SnliVeRow { id: string; hypothesis: string; label: EntailmentLabel; gold: string; image: () => Promise<TaskRecord['image']> }
+interface SnliVeRow { id: string; hypothesis: string; premise: string; label: EntailmentLabel; gold: string; image: () => Promise<TaskRecord['image']> }
 
 export function snliVeSource(directory: string): DataSource {
   const fileOf = (split: Split, extension: 'tsv' | 'jsonl') => join(directory, `snli_ve_${FILE_SPLIT[split]}.${extension}`);
@@ -54,7 +55,7 @@ export function snliVeSource(directory: string): DataSource {
       let index = 0;
       for await (const row of rows(split, imageSize)) {
         if (index++ < skip) continue;
-        yield { id: row.id, image: await row.image(), hypothesis: row.hypothesis, label: row.label, group: row.gold };
+        yield { id: row.id, image: await row.image(), hypothesis: row.hypothesis, premise: row.premise, label: row.label, group: row.gold };
       }
     },
     async size(split) {
@@ -76,10 +77,10 @@ async function* tsvRows(path: string, imageSize: number): AsyncGenerator<SnliVeR
     const where = `${path}:${number}`;
     const columns = line.split('\t');
     if (columns.length !== 6) throw new Error(`${where}: expected 6 tab-separated columns (unique id, image id, base64 image, hypothesis, caption, label), got ${columns.length}`);
-    const [uniqueId, imageId, base64, hypothesis] = columns as [string, string, string, string];
+    const [uniqueId, imageId, base64, hypothesis, premise] = columns as [string, string, string, string, string];
     if (!/^[A-Za-z0-9+/]+={0,2}$/.test(base64)) throw new Error(`${where}: the image column is not base64`);
     yield {
-      id: uniqueId, hypothesis, ...label(columns[5], where),
+      id: uniqueId, hypothesis, premise, ...label(columns[5], where),
       image: () => loadImage(Buffer.from(base64, 'base64'), imageSize, `${where} (image ${imageId})`),
     };
   }
@@ -97,9 +98,10 @@ async function* jsonlRows(path: string, imageSize: number, imageFolder: string):
     const imageId = row.Flikr30kID ?? row.Flickr30K_ID;
     if (typeof imageId !== 'string' && typeof imageId !== 'number') throw new Error(`${where}: missing Flikr30kID / Flickr30K_ID`);
     if (typeof row.sentence2 !== 'string') throw new Error(`${where}: missing sentence2 (the hypothesis)`);
+    if (typeof row.sentence1 !== 'string') throw new Error(`${where}: missing sentence1 (the premise)`);
     const file = extname(String(imageId)) ? String(imageId) : `${imageId}.jpg`;
     yield {
-      id: typeof row.pairID === 'string' ? row.pairID : `${file}#${number}`, hypothesis: row.sentence2, ...label(row.gold_label, where),
+      id: typeof row.pairID === 'string' ? row.pairID : `${file}#${number}`, hypothesis: row.sentence2, premise: row.sentence1, ...label(row.gold_label, where),
       image: () => loadImageFile(join(imageFolder, file), imageSize),
     };
   }

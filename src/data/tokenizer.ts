@@ -20,8 +20,16 @@ export interface TextTokenizer {
   toJSON(): object;
 }
 
-/** Punctuation that carries no meaning for SceneWorld and is dropped before splitting. */
-const PUNCTUATION = '[.,?!]';
+/**
+ * Punctuation marks. A mark that is itself a vocabulary word (the VE template's `"` and `?`)
+ * becomes its own token wherever it stands; the others carry no meaning here and are dropped.
+ * Vocabularies without marks (the first SceneWorld models) tokenise their text as they always
+ * did; only a `"`, which used to stay glued to its word (making it <unk>), is now dropped for them.
+ */
+const PUNCTUATION_MARKS = ['.', ',', '?', '!', '"'] as const;
+const isPunctuationMark = (word: string): boolean => (PUNCTUATION_MARKS as readonly string[]).includes(word);
+/** A regex character class of the given marks, e.g. [.,?!] (none of the marks needs escaping inside one). */
+const characterClass = (marks: readonly string[]): string => `[${marks.join('')}]`;
 
 export class WordTokenizer implements TextTokenizer {
   static readonly PAD = '<pad>';
@@ -38,6 +46,9 @@ export class WordTokenizer implements TextTokenizer {
 
   private readonly ids: ReadonlyMap<string, number>;
   private readonly words: readonly string[];
+  /** Punctuation marks in the vocabulary (kept as tokens) and the rest (dropped). */
+  private readonly keptMarks: readonly string[];
+  private readonly droppedMarks: readonly string[];
 
   /** `words[id]` is the token with that id; the four special tokens must be among them. */
   private constructor(words: readonly string[]) {
@@ -53,15 +64,17 @@ export class WordTokenizer implements TextTokenizer {
     this.eosId = idOfSpecial(WordTokenizer.EOS);
     this.unkId = idOfSpecial(WordTokenizer.UNK);
     this.vocabSize = words.length;
+    this.keptMarks = PUNCTUATION_MARKS.filter((mark) => this.ids.has(mark));
+    this.droppedMarks = PUNCTUATION_MARKS.filter((mark) => !this.ids.has(mark));
   }
 
   /** Specials get ids 0..3, then the words in the given order (duplicates and specials skipped). */
   static fromWords(words: string[]): WordTokenizer {
     const unique = new Set<string>(WordTokenizer.SPECIALS);
     for (const word of words) {
-      if (word.length === 0 || word !== word.toLowerCase() || /\s/.test(word) || new RegExp(PUNCTUATION).test(word)) {
-        throw new Error(`tokenizer word ${JSON.stringify(word)} must be non-empty, lower-case, without spaces or . , ? !`);
-      }
+      const valid = isPunctuationMark(word)
+        || (word.length > 0 && word === word.toLowerCase() && !/\s/.test(word) && !new RegExp(characterClass(PUNCTUATION_MARKS)).test(word));
+      if (!valid) throw new Error(`tokenizer word ${JSON.stringify(word)} must be non-empty, lower-case, without spaces or . , ? ! " (or be one such mark alone)`);
       unique.add(word);
     }
     return new WordTokenizer([...unique]);
@@ -106,20 +119,32 @@ export class WordTokenizer implements TextTokenizer {
       })),
       normalizer: {
         type: 'Sequence',
-        normalizers: [{ type: 'Lowercase' }, { type: 'Replace', pattern: { Regex: PUNCTUATION }, content: ' ' }],
+        normalizers: [
+          { type: 'Lowercase' },
+          ...(this.droppedMarks.length > 0 ? [{ type: 'Replace', pattern: { Regex: characterClass(this.droppedMarks) }, content: ' ' }] : []),
+        ],
       },
-      pre_tokenizer: { type: 'WhitespaceSplit' },
+      pre_tokenizer: this.keptMarks.length === 0
+        ? { type: 'WhitespaceSplit' }
+        : {
+          type: 'Sequence',
+          pretokenizers: [
+            { type: 'WhitespaceSplit' },
+            { type: 'Split', pattern: { Regex: characterClass(this.keptMarks) }, behavior: 'Isolated', invert: false },
+          ],
+        },
       post_processor: null,
       decoder: null,
       model: { type: 'WordLevel', vocab: Object.fromEntries(this.ids), unk_token: WordTokenizer.UNK },
     };
   }
 
-  /** Lower-case, drop . , ? !, split on whitespace; unknown words become <unk>. No <bos>/<eos> are added. */
+  /** Lower-case, drop the marks outside the vocabulary, isolate those in it, split on whitespace; unknown words become <unk>. No <bos>/<eos> are added. */
   encode(text: string): number[] {
-    return text
-      .toLowerCase()
-      .replace(new RegExp(PUNCTUATION, 'g'), ' ')
+    let normalised = text.toLowerCase();
+    if (this.droppedMarks.length > 0) normalised = normalised.replace(new RegExp(characterClass(this.droppedMarks), 'g'), ' ');
+    if (this.keptMarks.length > 0) normalised = normalised.replace(new RegExp(characterClass(this.keptMarks), 'g'), ' $& ');
+    return normalised
       .split(/\s+/)
       .filter((word) => word.length > 0)
       .map((word) => this.idOf(word));

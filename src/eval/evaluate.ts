@@ -1,7 +1,8 @@
 // Quality against cost for one model and one method setting, on a fixed set of inputs.
 // Cost is reported three ways (DESIGN 2.6), always together:
 //   layerReduction = 1 − Σ_streams T_s·L_s + Σ_tokens L_t  /  Σ_streams T_s·N_E + (#tokens)·N_D
-//     (encoder layers weighted by the stream's real tokens, decoder layers counted per generated token);
+//     (encoder layers weighted by the stream's real tokens, decoder layers counted per generated token;
+//     a VE 'prompt' model's one decision counts once per prompt position: P·L / P·N_D);
 //   flopRatio      = FLOPs executed / FLOPs of the same requests at full depth;
 //   timeRatio      = wall-clock time / full-depth wall-clock time, same inputs, same process.
 import { openDataSource, sceneWorldRecord, takeRecords, type TaskRecord } from '../data/dataSource.js';
@@ -26,8 +27,9 @@ export function sceneWorldEvalSet(task: Task, split: Split, count: number, seed:
  */
 export async function evaluationSet(model: MuEModel, data: string, split: Split, count: number, seed: number): Promise<{ examples: EvalExample[]; skippedTooLong: number }> {
   const records = await takeRecords(openDataSource(data, model.task, seed), split, count, model.config.imageSize);
-  const textOnly = { ...model.config, maxTargetLength: Number.MAX_SAFE_INTEGER }; // references are never encoded
-  const examples = records.filter((record) => fitsModel(fromTaskRecord(record, 0), model.tokenizer, textOnly));
+  // Caption references are never encoded, so only the text limit applies; a VE prompt also fills the decoder.
+  const limits = model.task === 'caption' ? { ...model.config, maxTargetLength: Number.MAX_SAFE_INTEGER } : model.config;
+  const examples = records.filter((record) => fitsModel(fromTaskRecord(record, 0, model.config.veFormulation), model.tokenizer, limits));
   if (examples.length === 0) throw new Error(`every ${split} example is longer than the model's text limit (${model.config.maxTextLength} tokens)`);
   return { examples, skippedTooLong: records.length - examples.length };
 }
@@ -76,7 +78,7 @@ export async function runPaired(model: MuEModel, examples: EvalExample[], option
 
 async function runOne(model: MuEModel, example: EvalExample, options: InferenceOptions): Promise<{ text: string; telemetry: Telemetry }> {
   if (model.task === 've') {
-    const result = await model.entail({ image: example.image, hypothesis: example.hypothesis }, options);
+    const result = await model.entail({ image: example.image, hypothesis: example.hypothesis, premise: example.premise }, options);
     return { text: result.answer, telemetry: result.telemetry };
   }
   const result = await model.caption({ image: example.image }, options);
@@ -113,7 +115,7 @@ export function summariseRun(
 ): MethodResult {
   const { config } = model;
   const scored = scoreRun(model, examples, run.answers);
-  const textTokens = examples.map((e) => (model.task === 've' ? encodeText(model.tokenizer, e.hypothesis, config.maxTextLength) : encodeText(model.tokenizer, CAPTION_PROMPT, config.maxTextLength)).length);
+  const textTokens = examples.map((e) => encodeText(model.tokenizer, model.task === 've' ? model.entailmentText(e) : CAPTION_PROMPT, config.maxTextLength).length);
   const patches = (config.imageSize / config.patchSize) ** 2;
   let layersRun = 0;
   let layersFull = 0;
@@ -124,8 +126,10 @@ export function summariseRun(
       layersRun += patches * t.imageLayers! + textTokens[i]! * t.textLayers!;
     }
     layersFull += (patches + textTokens[i]!) * config.encoderLayers;
-    layersRun += t.tokenLayers.reduce((a, b) => a + b, 0);
-    layersFull += t.tokenLayers.length * config.decoderLayers;
+    // A VE prompt's one decision covers all its positions, each running that many layers.
+    const positionsPerDecision = t.promptLength ?? 1;
+    layersRun += positionsPerDecision * t.tokenLayers.reduce((a, b) => a + b, 0);
+    layersFull += positionsPerDecision * t.tokenLayers.length * config.decoderLayers;
   });
   const histogram = (values: number[], layers: number) => {
     const counts = new Array<number>(layers).fill(0);

@@ -1,4 +1,5 @@
 // Model configuration, presets and the derived sizes every other module needs.
+import { VE_FORMULATIONS, type VeFormulation } from '../data/entailmentPrompt.js';
 
 export type EncoderMode = 'decomposed' | 'joint';
 
@@ -24,6 +25,11 @@ export interface ModelConfig {
   /** decomposed: image and text are two sequences through tied encoder layers (MuE); joint: one sequence (ablation). */
   encoderMode: EncoderMode;
   layerNormEpsilon: number;
+  /**
+   * VE models: the formulation the model was trained with, so it always runs as trained
+   * (src/data/entailmentPrompt.ts). Configs written before the field existed mean 'bos'.
+   */
+  veFormulation: VeFormulation;
 }
 
 type PresetShape = Pick<ModelConfig, 'dim' | 'ffnDim' | 'heads' | 'encoderLayers' | 'decoderLayers'>;
@@ -43,10 +49,13 @@ export const PRESETS: Record<string, PresetShape> = {
 export const DEFAULT_SEQUENCE_CONFIG: Omit<ModelConfig, keyof PresetShape | 'vocabSize'> = {
   imageSize: 64,
   patchSize: 8,
-  maxTextLength: 16,
+  // The longest SceneWorld hypothesis has 9 words, 16 tokens inside the VE template; the decoder
+  // prompt adds <bos> (≤ 21 with this limit), captions have ≤ 20 words + <eos>.
+  maxTextLength: 20,
   maxTargetLength: 24,
   encoderMode: 'decomposed',
   layerNormEpsilon: 1e-5,
+  veFormulation: 'prompt',
 };
 
 export function presetConfig(
@@ -84,12 +93,17 @@ export function validateConfig(raw: unknown): ModelConfig {
   if (typeof c.layerNormEpsilon !== 'number' || !(c.layerNormEpsilon > 0)) {
     throw new Error('model config: layerNormEpsilon must be a positive number');
   }
+  // Absent: a config from before the prompt formulation, whose VE models answer from <bos>.
+  const veFormulation = config.veFormulation ?? 'bos';
+  if (!VE_FORMULATIONS.includes(veFormulation as VeFormulation)) {
+    throw new Error(`model config: veFormulation must be ${VE_FORMULATIONS.map((f) => `"${f}"`).join(' or ')} (got ${JSON.stringify(veFormulation)})`);
+  }
   return {
     vocabSize: c.vocabSize, dim: c.dim, ffnDim: c.ffnDim, heads: c.heads,
     encoderLayers: c.encoderLayers, decoderLayers: c.decoderLayers,
     imageSize: c.imageSize, patchSize: c.patchSize,
     maxTextLength: c.maxTextLength, maxTargetLength: c.maxTargetLength,
-    encoderMode: c.encoderMode, layerNormEpsilon: c.layerNormEpsilon,
+    encoderMode: c.encoderMode, layerNormEpsilon: c.layerNormEpsilon, veFormulation: veFormulation as VeFormulation,
   };
 }
 

@@ -191,7 +191,7 @@ async function completeCache(context: DecoderContext, sequence: Sequence, layer:
 }
 
 /** Cross-attention K/V and memory mask for the given samples' rows: (A, M, D), (A, M, D), (A, M). */
-async function crossFor(context: DecoderContext, layerIndex: number, samples: number[]): Promise<KeyValue & { mask: Float32Array }> {
+export async function crossFor(context: DecoderContext, layerIndex: number, samples: number[]): Promise<KeyValue & { mask: Float32Array }> {
   const { runner, memoryLength } = context;
   let cached = context.crossCache[layerIndex];
   if (!cached) {

@@ -12,6 +12,13 @@ export const encoderLayerFlops = (c: ModelConfig, tokens: number): number =>
 export const decoderStepFlops = (c: ModelConfig, position: number, memoryLength: number): number =>
   2 * (4 * c.dim * c.dim + 2 * (position + 1) * c.dim + 2 * c.dim * c.dim + 2 * memoryLength * c.dim + 2 * c.dim * c.ffnDim);
 
+/** Decoder layer over a whole prompt of `length` positions, causal: position p costs a step at p. */
+export const decoderPromptFlops = (c: ModelConfig, length: number, memoryLength: number): number => {
+  let total = 0;
+  for (let position = 0; position < length; position++) total += decoderStepFlops(c, position, memoryLength);
+  return total;
+};
+
 /** Cross-attention keys and values of one decoder layer over the memory, computed once per request. */
 export const crossKeyValueFlops = (c: ModelConfig, memoryLength: number): number => 2 * 2 * memoryLength * c.dim * c.dim;
 

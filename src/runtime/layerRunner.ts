@@ -104,6 +104,39 @@ export class LayerRunner {
     return floatData(result.states);
   }
 
+  /** Whole decoder prompts: B rows of equal length T (padded), positions 0..T−1 -> (B, T, D). */
+  async embedDecoderPrompt(ids: number[][]): Promise<Float32Array> {
+    const length = ids[0]?.length ?? 0;
+    const positions = ids.flatMap(() => Array.from({ length }, (_, t) => t));
+    const result = await this.run('decoder_embedding', {
+      ids: this.int64Tensor(ids.flat(), [ids.length, length]),
+      positions: this.int64Tensor(positions, [ids.length, length]),
+    });
+    return floatData(result.states);
+  }
+
+  /**
+   * Decoder layer `index` over a whole prompt of T positions, causal among them, with no past:
+   * x (B, T, D), cross key/value (B, M, D), memoryMask (B, M) 1/0 -> hidden (B, T, D). The same
+   * graph as decoderStep; the prompt's own keys/values are not returned (nothing decodes after it).
+   */
+  async decoderPrompt(
+    index: number, x: Float32Array, batch: number, length: number,
+    crossKey: Float32Array, crossValue: Float32Array, memoryMask: Float32Array, memoryLength: number,
+  ): Promise<Float32Array> {
+    const { dim } = this.config;
+    const empty = new Float32Array(0);
+    const result = await this.run(`decoder_step_${index}`, {
+      states: this.floatTensor(x, [batch, length, dim]),
+      past_key: this.floatTensor(empty, [batch, 0, dim]),
+      past_value: this.floatTensor(empty, [batch, 0, dim]),
+      cross_key: this.floatTensor(crossKey, [batch, memoryLength, dim]),
+      cross_value: this.floatTensor(crossValue, [batch, memoryLength, dim]),
+      memory_mask: this.floatTensor(memoryMask, [batch, memoryLength]),
+    });
+    return floatData(result.output);
+  }
+
   /**
    * Decoder layer `index` for one position: x (B, 1, D), this layer's cached self-attention
    * key/value (B, t, D) with t = pastLength ≥ 0, cross key/value (B, M, D), memoryMask (B, M) 1/0

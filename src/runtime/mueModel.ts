@@ -1,5 +1,6 @@
 // The public inference API: load a checkpoint, answer entailment questions and write
 // captions with MuE exits, and report what each answer cost.
+import { encodeEntailment, entailmentText } from '../data/entailmentPrompt.js';
 import { encodeText, normaliseImage, type RgbPixels } from '../data/preprocess.js';
 import { CAPTION_PROMPT } from '../data/sceneworld.js';
 import type { TextTokenizer } from '../data/tokenizer.js';
@@ -14,6 +15,7 @@ import { beamSearch, greedySearch } from './generate.js';
 import { LayerRunner } from './layerRunner.js';
 import { EXITS_FILE, type LoadOptions } from './modelSource.js';
 import { openModelSource, readExitsJson } from './platform.js';
+import { answerAtPrompt } from './promptAnswer.js';
 import { concatSequences } from './rows.js';
 
 export const ENTAILMENT_ANSWERS = ['yes', 'no', 'maybe'] as const;
@@ -49,8 +51,10 @@ export interface Telemetry {
   imageLayers?: number;
   textLayers?: number;
   jointLayers?: number;
-  /** Decoder layers run for each generated token. */
+  /** Decoder layers run for each generated token (VE 'prompt': one entry, the decision for the whole prompt). */
   tokenLayers: number[];
+  /** VE 'prompt' models: decoder positions (<bos> + text) that the one decision in tokenLayers covered. */
+  promptLength?: number;
   flops: number;
   fullDepthFlops: number;
   /** Wall time of the batch this request ran in. */
@@ -59,7 +63,8 @@ export interface Telemetry {
   similarities?: { image?: number[]; text?: number[]; joint?: number[]; tokens: number[][] };
 }
 
-export interface EntailInput { image: RgbPixels; hypothesis: string }
+/** A VE question; the premise (a caption, as SNLI-VE has) is used by 'prompt' models only. */
+export interface EntailInput { image: RgbPixels; hypothesis: string; premise?: string }
 export interface CaptionInput { image: RgbPixels }
 export interface EntailResult { answer: EntailmentAnswer; telemetry: Telemetry }
 export interface CaptionResult { caption: string; telemetry: Telemetry }
@@ -102,10 +107,20 @@ export class MuEModel {
     return (await this.captionBatch([input], options))[0]!;
   }
 
-  /** Any batch size; every sample exits on its own, and results equal one-by-one calls. */
+  /** The encoder text this model reads for a VE question (its config's veFormulation). */
+  entailmentText(input: Pick<EntailInput, 'hypothesis' | 'premise'>): string {
+    return entailmentText(this.config.veFormulation, input.hypothesis, input.premise);
+  }
+
+  /**
+   * Any batch size; every sample exits on its own, and results equal one-by-one calls. 'prompt'
+   * models answer at the end of the decoder prompt, 'bos' models at the first decoder position.
+   */
   async entailBatch(inputs: EntailInput[], options: InferenceOptions = {}): Promise<EntailResult[]> {
     const answerIds = ENTAILMENT_ANSWERS.map((word) => this.tokenizer.idOf(word));
-    const runs = await this.run(inputs.map((input) => ({ image: input.image, text: input.hypothesis })), options, answerIds, 1);
+    for (const input of inputs) encodeEntailment(this.tokenizer, this.config.veFormulation, input.hypothesis, input.premise, this.config.maxTextLength);
+    const questions = inputs.map((input) => ({ image: input.image, text: this.entailmentText(input) }));
+    const runs = await this.run(questions, options, answerIds, 1, this.config.veFormulation === 'prompt');
     return runs.map(({ sequence, telemetry }) => ({ answer: ENTAILMENT_ANSWERS[answerIds.indexOf(sequence.tokens[0]!)]!, telemetry }));
   }
 
@@ -122,9 +137,13 @@ export class MuEModel {
     await this.runner.dispose();
   }
 
-  /** Encoder with per-stream exits, then decoding with per-token exits, for a batch. */
+  /**
+   * Encoder with per-stream exits, then decoding with per-token exits, for a batch; with
+   * `answersAtPrompt`, the decoder instead reads <bos> + the text and answers at its end (VE 'prompt').
+   */
   private async run(
     inputs: Array<{ image: RgbPixels; text: string }>, options: InferenceOptions, allowedTokens: number[] | undefined, maxLength: number,
+    answersAtPrompt = false,
   ): Promise<Array<{ sequence: Sequence; telemetry: Telemetry }>> {
     if (inputs.length === 0) return [];
     const started = performance.now();
@@ -147,6 +166,9 @@ export class MuEModel {
     const batch = inputs.length;
     const patches = imagePatchCount(config);
     const textIds = inputs.map((input) => encodeText(this.tokenizer, input.text, config.maxTextLength));
+    const prompts = answersAtPrompt ? textIds.map((ids) => [this.tokenizer.bosId, ...ids]) : undefined;
+    const longPrompt = prompts?.find((ids) => ids.length > config.maxTargetLength);
+    if (longPrompt) throw new Error(`text has ${longPrompt.length - 1} tokens; with <bos> the decoder prompt takes ${longPrompt.length} positions but the model has ${config.maxTargetLength}`);
     const pixels = new Float32Array(batch * config.imageSize * config.imageSize * 3);
     inputs.forEach((input, row) => pixels.set(normaliseImage(input.image, config.imageSize), row * config.imageSize * config.imageSize * 3));
 
@@ -188,7 +210,8 @@ export class MuEModel {
       fullDepthFlops: new Array<number>(batch).fill(0),
     };
     const searchOptions = { beamSize, lengthPenalty, noRepeatNgramSize, eosId: this.tokenizer.eosId };
-    const sequences = beamSize === 1 ? await greedySearch(context, searchOptions) : await beamSearch(context, searchOptions);
+    const sequences = prompts ? await answerAtPrompt(context, prompts, this.tokenizer.padId)
+      : beamSize === 1 ? await greedySearch(context, searchOptions) : await beamSearch(context, searchOptions);
     const timeMs = performance.now() - started;
 
     return sequences.map((sequence, s) => {
@@ -196,6 +219,7 @@ export class MuEModel {
       const telemetry: Telemetry = {
         imageLayers: streams.image?.layersUsed[s], textLayers: streams.text?.layersUsed[s], jointLayers: streams.joint?.layersUsed[s],
         tokenLayers: sequence.tokenLayers,
+        ...(prompts ? { promptLength: prompts[s]!.length } : {}),
         flops: context.flops[s]!,
         fullDepthFlops: this.fullDepthEncoderFlops(config.encoderMode === 'decomposed' ? [patches, textLength] : [memoryLength], memoryLength) + context.fullDepthFlops[s]!,
         timeMs, thresholds,

@@ -1,6 +1,7 @@
 // Turns an HTTP body (JSON with a base64 image, or a multipart form) into a validated inference
 // request; every problem becomes an HttpError with a message that says what to fix.
 import type { Multipart } from '@fastify/multipart';
+import { encodeEntailment, type VeFormulation } from '../data/entailmentPrompt.js';
 import { loadImage, type ImageLimits } from '../data/image.js';
 import { encodeText, type RgbPixels } from '../data/preprocess.js';
 import { checkThreshold } from '../runtime/exits.js';
@@ -31,6 +32,8 @@ export interface ModelFacts {
   tokenizer: Parameters<typeof encodeText>[0];
   imageSize: number;
   maxTextLength: number;
+  /** The hypothesis is checked inside the question the model reads (its VE formulation); absent = the bare hypothesis. */
+  veFormulation?: VeFormulation;
   defaultThresholds: ExitThresholds;
 }
 
@@ -89,7 +92,7 @@ export async function validateRequest(raw: RawRequest, task: ServeTask, model: M
     hypothesis = raw.fields.get('hypothesis') as string | undefined;
     if (hypothesis === undefined) throw new HttpError(400, 'hypothesis is missing');
     if (typeof hypothesis !== 'string') throw new HttpError(400, 'hypothesis must be a string');
-    checked(() => encodeText(model.tokenizer, hypothesis!, model.maxTextLength), 'hypothesis: ');
+    checked(() => encodeEntailment(model.tokenizer, model.veFormulation ?? 'bos', hypothesis!, undefined, model.maxTextLength), 'hypothesis: ');
   }
   // The image last: decoding is the expensive check.
   if (raw.image === undefined) throw new HttpError(400, 'image is missing');

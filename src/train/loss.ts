@@ -6,14 +6,15 @@ import type { TfModel } from '../model/tfModel.js';
 export type LossMode = 'layerwise' | 'last-layer';
 export const LOSS_MODES: readonly LossMode[] = ['layerwise', 'last-layer'];
 
-/** Additive logit mask for tokens outside allowedTokens. */
+/** Additive logit mask for tokens outside allowedTokens (as the attention masks). */
 const MASKED = -1e9;
 
 /**
- * Label-smoothed cross-entropy averaged over real target tokens:
- * CE = mean_t [ (1 − ε)·(−log p(y_t)) + ε·mean_v(−log p(v)) ].
- * logits (B, T, V), targets (B, T) int32, targetMask (B, T) 1 for real tokens.
- * With allowedTokens the other tokens' logits get −1e9 before the softmax and mean_v runs over the allowed tokens only.
+ * Label-smoothed cross-entropy averaged over supervised positions:
+ * CE = Σ_t mask_t·[ (1 − ε)·(−log p(y_t)) + ε·mean_{v∈A}(−log p(v)) ] / max(Σ_t mask_t, 1),
+ * A = allowedTokens (the whole vocabulary when absent); with A given, p is the softmax of the
+ * logits + (−1e9 outside A), i.e. a softmax over A only (the official VE answer constraint).
+ * logits (B, T, V), targets (B, T) int32, targetMask (B, T) 1 where supervised.
  */
 export function labelSmoothedCrossEntropy(logits: tf.Tensor3D, targets: tf.Tensor2D, targetMask: tf.Tensor2D, smoothing: number, allowedTokens?: number[]): tf.Scalar {
   return tf.tidy(() => {

@@ -66,7 +66,7 @@ export function trainingStepGraph(config: ModelConfig, shape: StepShape, lossMod
   let x = nodes.embedDecoder(decoderIds!, nodes.leadingRows('decoder_position', decoderIds!));
   const layerLosses: string[] = [];
   for (let i = 0; i < config.decoderLayers; i++) {
-    x = nodes.decoderLayer(i, x, memory, causal, memoryKeyMask);
+    x = nodes.decoderLayer(i, x, null, nodes.crossKeyValues(i, memory), memoryKeyMask, causal).hidden;
     const logProbabilities = nodes.node('LogSoftmax', [nodes.node('Add', [nodes.logits(x), allowedLogits!])], { axis: { type: 'int', value: -1 } }); // (B, T, V)
     // CE_i = −Σ_{b,t,v} W·log p (W carries the mask, the normaliser and the smoothing).
     layerLosses.push(nodes.node('Neg', [nodes.node('ReduceSum', [nodes.node('Mul', [logProbabilities, targetWeights!])], { keepdims: { type: 'int', value: 0 } })]));

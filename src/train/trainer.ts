@@ -4,12 +4,13 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'nod
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { endlessRecords, openDataSource, takeRecords } from '../data/dataSource.js';
+import { VE_FORMULATIONS, type VeFormulation } from '../data/entailmentPrompt.js';
 import { tokenizerFromJSON } from '../data/hfTokenizer.js';
-import { sceneWorldTokenizer } from '../data/sceneworld.js';
+import { ENTAILMENT_LABELS, sceneWorldTokenizer } from '../data/sceneworld.js';
 import type { TextTokenizer } from '../data/tokenizer.js';
 import { initTensorflow, tf } from '../model/backend.js';
 import { FILES, loadCheckpoint, saveCheckpoint, type Task } from '../model/checkpoint.js';
-import { type EncoderMode, type ModelConfig, presetConfig } from '../model/config.js';
+import { type EncoderMode, type ModelConfig, presetConfig, validateConfig } from '../model/config.js';
 import type { NamedArray } from '../model/safetensors.js';
 import { TfModel } from '../model/tfModel.js';
 import { AdamW } from './adamw.js';
@@ -29,7 +30,10 @@ export interface TrainOptions {
   warmupSteps: number;
   weightDecay: number;
   clipNorm: number;
-  labelSmoothing: number;
+  /** Label smoothing ε; default: a resume keeps the run's, a fresh run takes the task's (DEFAULT_LABEL_SMOOTHING). */
+  labelSmoothing?: number;
+  /** VE: how the model reads the question and where it answers (recorded in config.json); default as labelSmoothing, fresh runs 'prompt'. */
+  veFormulation?: VeFormulation;
   seed: number;
   imageSize: number;
   validationEvery: number;
@@ -54,6 +58,12 @@ export interface TrainOptions {
 /** Every core (both on the development machine), at most MAX_THREADS. */
 export const DEFAULT_THREADS = Math.min(MAX_THREADS, availableParallelism());
 
+/** Label smoothing of the official runs: none for VE (a 3-way answer), 0.1 for captions. */
+export const DEFAULT_LABEL_SMOOTHING: Record<Task, number> = { ve: 0, caption: 0.1 };
+
+/** Options after defaults are resolved (what a run saves and a resume compares). */
+type ResolvedTrainOptions = TrainOptions & Required<Pick<TrainOptions, 'labelSmoothing' | 'veFormulation'>>;
+
 export const DEFAULT_TRAIN_OPTIONS: Omit<TrainOptions, 'task' | 'outDir'> = {
   preset: 'small',
   encoderMode: 'decomposed',
@@ -64,7 +74,7 @@ export const DEFAULT_TRAIN_OPTIONS: Omit<TrainOptions, 'task' | 'outDir'> = {
   warmupSteps: 100,
   weightDecay: 0.01,
   clipNorm: 1.0,
-  labelSmoothing: 0.1,
+  veFormulation: 'prompt',
   seed: 1,
   imageSize: 64,
   validationEvery: 200,
@@ -76,10 +86,10 @@ export const DEFAULT_TRAIN_OPTIONS: Omit<TrainOptions, 'task' | 'outDir'> = {
 /** Options that must not change across a resume (they define the run). */
 const RUN_DEFINING: readonly (keyof TrainOptions)[] = [
   'task', 'preset', 'encoderMode', 'lossMode', 'steps', 'batchSize', 'learningRate', 'warmupSteps',
-  'weightDecay', 'clipNorm', 'labelSmoothing', 'seed', 'imageSize', 'data', 'initFrom', 'tokenizerFile',
+  'weightDecay', 'clipNorm', 'labelSmoothing', 'veFormulation', 'seed', 'imageSize', 'data', 'initFrom', 'tokenizerFile',
 ];
 /** What runs saved before an option existed used, so they still resume. */
-const BEFORE_OPTION_EXISTED: Partial<TrainOptions> = { data: 'sceneworld' };
+const BEFORE_OPTION_EXISTED: Partial<TrainOptions> = { data: 'sceneworld', veFormulation: 'bos' };
 
 export interface StepRecord {
   type: 'train';
@@ -97,7 +107,7 @@ export interface ValidationRecord {
   step: number;
   loss: number;
   layerLosses: number[];
-  /** VE: answer accuracy (argmax over yes/no/maybe); caption: next-token accuracy. One per decoder layer. */
+  /** VE: answer accuracy (argmax over yes/no/maybe at the answer position: the last prompt position, or 0 for 'bos' models); caption: next-token accuracy. One per decoder layer. */
   layerAccuracy: number[];
   accuracy: number;
 }
@@ -113,7 +123,8 @@ export interface TrainResult { finalStep: number; lastValidation?: ValidationRec
 /** fresh: refuse to touch an existing checkpoint; resume: continue it; overwrite: start again over it. */
 export type TrainStart = 'fresh' | 'resume' | 'overwrite';
 
-export async function train(options: TrainOptions, callbacks: TrainCallbacks = {}, start: TrainStart = 'fresh'): Promise<TrainResult> {
+export async function train(given: TrainOptions, callbacks: TrainCallbacks = {}, start: TrainStart = 'fresh'): Promise<TrainResult> {
+  const options = withDefaults(given, start);
   validateTrainOptions(options);
   if (start === 'fresh' && existsSync(join(options.outDir, FILES.config))) {
     throw new Error(`${options.outDir} already holds a checkpoint: pass --resume to continue it or --overwrite to start again`);
@@ -153,10 +164,11 @@ export async function train(options: TrainOptions, callbacks: TrainCallbacks = {
   if (start === 'overwrite') rmSync(logPath, { force: true });
   callbacks.onStart?.({ startStep, totalSteps: options.steps, data: source.name, parameters: [...weights.values()].reduce((n, v) => n + v.data.length, 0) });
 
-  const validationExamples = (await takeRecords(source, 'validation', options.validationSize, options.imageSize)).map(fromTaskRecord)
+  const validationExamples = (await takeRecords(source, 'validation', options.validationSize, options.imageSize))
+    .map((record, visit) => fromTaskRecord(record, visit, config.veFormulation))
     .filter((example) => fitsModel(example, tokenizer, config));
   if (validationExamples.length === 0) throw new Error(`every validation example of ${source.name} is longer than the model's limits (text ${config.maxTextLength}, target ${config.maxTargetLength} tokens)`);
-  const answerIds = options.task === 've' ? ['yes', 'no', 'maybe'].map((word) => tokenizer.idOf(word)) : [];
+  const answerIds = options.task === 've' ? ENTAILMENT_LABELS.map((word) => tokenizer.idOf(word)) : [];
   let lastValidation: ValidationRecord | undefined;
   const save = (step: number) =>
     saveCheckpoint(options.outDir, {
@@ -174,7 +186,7 @@ export async function train(options: TrainOptions, callbacks: TrainCallbacks = {
     const started = performance.now();
     const examples: Seq2SeqExample[] = [];
     while (examples.length < options.batchSize) {
-      const example = fromTaskRecord((await stream.next()).value!, position++);
+      const example = fromTaskRecord((await stream.next()).value!, position++, config.veFormulation);
       if (fitsModel(example, tokenizer, config)) examples.push(example);
       else skippedTooLong++;
       if (skippedTooLong > 1000 && skippedTooLong > 10 * (position - skippedTooLong)) {
@@ -204,8 +216,27 @@ export async function train(options: TrainOptions, callbacks: TrainCallbacks = {
   return { finalStep: Math.max(startStep, lastStep), lastValidation, model: await engine.finish(), tokenizer, config };
 }
 
+/**
+ * Fills the options left unset: a resume takes the saved run's values (or what runs used before
+ * the option existed); a fine-tune keeps its checkpoint's formulation (as --encoder-mode); a fresh
+ * run takes the defaults. Resolved before anything is saved, so a resume compares, and the log
+ * records, the values in use.
+ */
+function withDefaults(given: TrainOptions, start: TrainStart): ResolvedTrainOptions {
+  const readJson = (path: string): Record<string, unknown> | undefined => (existsSync(path) ? JSON.parse(readFileSync(path, 'utf8')) : undefined);
+  const saved = start === 'resume' ? (readJson(join(given.outDir, FILES.trainingState))?.options as Partial<TrainOptions> | undefined) : undefined;
+  const savedValue = <K extends keyof TrainOptions>(key: K): TrainOptions[K] | undefined => (saved && key in saved ? saved[key] : BEFORE_OPTION_EXISTED[key]);
+  const initConfig = given.initFrom ? readJson(join(given.initFrom, FILES.config)) : undefined;
+  return {
+    ...given,
+    labelSmoothing: given.labelSmoothing ?? (saved ? savedValue('labelSmoothing') : undefined) ?? DEFAULT_LABEL_SMOOTHING[given.task],
+    veFormulation: given.veFormulation ?? (saved ? savedValue('veFormulation') : undefined)
+      ?? (initConfig ? validateConfig(initConfig).veFormulation : undefined) ?? DEFAULT_TRAIN_OPTIONS.veFormulation!,
+  };
+}
+
 /** Teacher-forced validation of every decoder layer through the shared head. */
-export function validate(model: TfModel, examples: Seq2SeqExample[], tokenizer: TextTokenizer, options: Pick<TrainOptions, 'labelSmoothing' | 'lossMode' | 'task'>, answerIds: number[], step: number): ValidationRecord {
+export function validate(model: TfModel, examples: Seq2SeqExample[], tokenizer: TextTokenizer, options: Required<Pick<TrainOptions, 'labelSmoothing' | 'lossMode' | 'task'>>, answerIds: number[], step: number): ValidationRecord {
   const layers = model.config.decoderLayers;
   const lossSums = new Array<number>(layers).fill(0);
   const correct = new Array<number>(layers).fill(0);
@@ -218,13 +249,17 @@ export function validate(model: TfModel, examples: Seq2SeqExample[], tokenizer: 
       const { decoderStates } = model.forward(batch.inputs);
       const { perLayer } = layerwiseTaskLoss(model, decoderStates, batch.targets, batch.targetMask, { smoothing: options.labelSmoothing, mode: options.lossMode, allowedTokens: batch.allowedTokens });
       perLayer.forEach((loss, i) => (lossSums[i]! += loss.dataSync()[0]! * part.length));
+      // VE: the answer position of each row (the last prompt position, or 0 for 'bos' models), as flat indices into (B·T).
+      const length = batch.targets.shape[1];
+      const answerIndices = tf.tensor1d(batch.answerPositions.map((position, row) => row * length + position), 'int32');
       decoderStates.slice(1).forEach((state, i) => {
         const logits = model.logits(state); // (B, T, V)
         if (options.task === 've') {
-          // Answer accuracy: argmax over the three label words at the first position.
-          const answerLogits = tf.gather(logits.slice([0, 0, 0], [-1, 1, -1]).reshape([part.length, -1]), answerIds, 1);
-          const predicted = tf.gather(tf.tensor1d(answerIds, 'int32'), tf.argMax(answerLogits, 1));
-          correct[i]! += tf.sum(tf.cast(tf.equal(predicted, batch.targets.slice([0, 0], [-1, 1]).reshape([-1])), 'float32')).dataSync()[0]!;
+          // Answer accuracy: argmax over the three label words at the answer position.
+          const atAnswer = tf.gather(logits.reshape([part.length * length, -1]), answerIndices); // (B, V)
+          const predicted = tf.gather(tf.tensor1d(answerIds, 'int32'), tf.argMax(tf.gather(atAnswer, answerIds, 1), 1));
+          const truth = tf.gather(batch.targets.reshape([-1]), answerIndices); // (B)
+          correct[i]! += tf.sum(tf.cast(tf.equal(predicted, truth), 'float32')).dataSync()[0]!;
         } else {
           const hits = tf.mul(tf.cast(tf.equal(tf.argMax(logits, -1), batch.targets), 'float32'), batch.targetMask);
           correct[i]! += tf.sum(hits).dataSync()[0]!;
@@ -241,17 +276,17 @@ export function validate(model: TfModel, examples: Seq2SeqExample[], tokenizer: 
 }
 
 /** Config, tokenizer and (fine-tuning) weights the run starts from. */
-function startingPoint(options: TrainOptions): { config: ModelConfig; tokenizer: TextTokenizer; weights?: Map<string, NamedArray> } {
+function startingPoint(options: ResolvedTrainOptions): { config: ModelConfig; tokenizer: TextTokenizer; weights?: Map<string, NamedArray> } {
   if (options.initFrom) {
     const checkpoint = loadCheckpoint(options.initFrom);
     const { config } = checkpoint;
     if (config.imageSize !== options.imageSize) throw new Error(`--init-from ${options.initFrom} takes ${config.imageSize}-pixel images; pass --image-size ${config.imageSize}`);
     // The joint and decomposed encoders share every parameter (they differ only in which tokens
     // attend to which), so a fine-tune may switch modes, e.g. the joint ablation from the same start.
-    return { config: { ...config, encoderMode: options.encoderMode }, tokenizer: checkpoint.tokenizer, weights: checkpoint.weights };
+    return { config: { ...config, encoderMode: options.encoderMode, veFormulation: options.veFormulation }, tokenizer: checkpoint.tokenizer, weights: checkpoint.weights };
   }
   const tokenizer = options.tokenizerFile ? readTokenizerFile(options.tokenizerFile) : sceneWorldTokenizer();
-  return { tokenizer, config: presetConfig(options.preset, tokenizer.vocabSize, { encoderMode: options.encoderMode, imageSize: options.imageSize }) };
+  return { tokenizer, config: presetConfig(options.preset, tokenizer.vocabSize, { encoderMode: options.encoderMode, imageSize: options.imageSize, veFormulation: options.veFormulation }) };
 }
 
 function readTokenizerFile(path: string): TextTokenizer {
@@ -264,7 +299,7 @@ function readTokenizerFile(path: string): TextTokenizer {
   return tokenizerFromJSON(json);
 }
 
-export function validateTrainOptions(options: TrainOptions): void {
+export function validateTrainOptions(options: ResolvedTrainOptions): void {
   const positiveIntegers = ['steps', 'batchSize', 'validationEvery', 'validationSize', 'checkpointEvery', 'imageSize'] as const;
   for (const key of positiveIntegers) {
     if (!Number.isInteger(options[key]) || options[key] < 1) throw new Error(`--${kebab(key)} must be a positive integer (got ${options[key]})`);
@@ -281,6 +316,7 @@ export function validateTrainOptions(options: TrainOptions): void {
   if (options.threads !== undefined && (!Number.isInteger(options.threads) || options.threads < 1 || options.threads > MAX_THREADS)) {
     throw new Error(`--threads must be an integer from 1 to ${MAX_THREADS} (got ${options.threads})`);
   }
+  if (!VE_FORMULATIONS.includes(options.veFormulation)) throw new Error(`--ve-formulation must be ${VE_FORMULATIONS.join(' or ')} (got ${options.veFormulation})`);
 }
 
 /** Fresh weights as arrays, deterministic in the seed (TfModel.initialise's). */

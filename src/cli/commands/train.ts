@@ -5,8 +5,9 @@ import { loadCheckpoint, TASKS } from '../../model/checkpoint.js';
 import { PRESETS } from '../../model/config.js';
 import { ENGINES } from '../../train/engine.js';
 import { LOSS_MODES } from '../../train/loss.js';
+import { VE_FORMULATIONS } from '../../data/entailmentPrompt.js';
 import { MAX_THREADS } from '../../train/ortEngine.js';
-import { DEFAULT_THREADS, DEFAULT_TRAIN_OPTIONS, train, type TrainOptions } from '../../train/trainer.js';
+import { DEFAULT_LABEL_SMOOTHING, DEFAULT_THREADS, DEFAULT_TRAIN_OPTIONS, train, type TrainOptions } from '../../train/trainer.js';
 import { parseChoice, parseInteger, parseNumber } from '../options.js';
 import { progressBar } from '../progress.js';
 
@@ -26,7 +27,8 @@ export function registerTrainCommand(program: Command): void {
     .option('--warmup-steps <n>', 'linear warm-up steps', parseInteger('--warmup-steps', 0), d.warmupSteps)
     .option('--weight-decay <x>', 'AdamW decoupled weight decay', parseNumber('--weight-decay'), d.weightDecay)
     .option('--clip-norm <x>', 'global gradient-norm clip', parseNumber('--clip-norm'), d.clipNorm)
-    .option('--label-smoothing <x>', 'label smoothing ε', parseNumber('--label-smoothing'), d.labelSmoothing)
+    .option('--label-smoothing <x>', `label smoothing ε (default: ${Object.entries(DEFAULT_LABEL_SMOOTHING).map(([task, value]) => `${value} for ${task}`).join(', ')}, as the official runs; --resume keeps the run's)`, parseNumber('--label-smoothing'))
+    .option('--ve-formulation <form>', `VE only: prompt (official: the decoder reads <bos> + the question template and answers at its end, constrained to yes/no/maybe) | bos (the decoder answers from <bos> alone; ablation, and how the first shipped models were trained) (default: "${d.veFormulation}"; --init-from keeps the checkpoint's, --resume the run's)`, parseChoice('--ve-formulation', VE_FORMULATIONS))
     .option('--seed <n>', 'seed for weights and data', parseInteger('--seed'), d.seed)
     .option('--image-size <n>', 'image side in pixels', parseInteger('--image-size', 1), d.imageSize)
     .option('--validation-every <n>', 'validate every n steps', parseInteger('--validation-every', 1), d.validationEvery)
@@ -49,7 +51,8 @@ export function registerTrainCommand(program: Command): void {
         lossMode: raw.loss as TrainOptions['lossMode'],
         steps: raw.steps as number, batchSize: raw.batchSize as number, learningRate: raw.learningRate as number,
         warmupSteps: raw.warmupSteps as number, weightDecay: raw.weightDecay as number, clipNorm: raw.clipNorm as number,
-        labelSmoothing: raw.labelSmoothing as number, seed: raw.seed as number, imageSize: raw.imageSize as number,
+        labelSmoothing: raw.labelSmoothing as number | undefined,
+        veFormulation: raw.veFormulation as TrainOptions['veFormulation'] | undefined, seed: raw.seed as number, imageSize: raw.imageSize as number,
         validationEvery: raw.validationEvery as number, validationSize: raw.validationSize as number,
         checkpointEvery: raw.checkpointEvery as number, stopAtStep: raw.stopAt as number | undefined,
         data: raw.data as string, initFrom: raw.initFrom as string | undefined, tokenizerFile: raw.tokenizer as string | undefined,
