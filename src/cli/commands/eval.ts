@@ -7,13 +7,14 @@ import { SPLITS } from '../../data/sceneworld.js';
 import { evaluateModels } from '../../eval/harness.js';
 import type { EvaluationReport, MethodResult } from '../../eval/types.js';
 import { writeFileAtomic } from '../../model/atomicWrite.js';
+import { addDecodingOptions, decodingFrom } from '../decodingOptions.js';
 import { parseChoice, parseInteger } from '../options.js';
 import { progressBar } from '../progress.js';
 
-export const METHODS = ['static', 'deebert', 'pabee', 'calm', 'encoder-only', 'mue', 'mue-joint', 'mue-lastlayer', 'mue-calibrated'] as const;
+export const METHODS = ['static', 'deebert', 'pabee', 'calm', 'encoder-only', 'mue', 'mue-copy', 'mue-propagate', 'mue-recompute', 'mue-joint', 'mue-lastlayer', 'mue-calibrated'] as const;
 
 export function registerEvalCommand(program: Command): void {
-  program
+  addDecodingOptions(program
     .command('eval')
     .description('measure quality vs cost (layers, FLOPs, wall clock) for MuE and the baselines')
     .requiredOption('--model <dir>', 'model directory')
@@ -30,14 +31,14 @@ export function registerEvalCommand(program: Command): void {
       return methods;
     })
     .option('--threads <n>', 'ONNX Runtime intra-op threads', parseInteger('--threads', 1))
-    .option('--out <file>', 'where to write the JSON report', 'results/eval.json')
+    .option('--out <file>', 'where to write the JSON report', 'results/eval.json'))
     .action(async (raw: Record<string, unknown>) => {
       const bar = progressBar('examples');
       let started = false;
       const report = await evaluateModels({
         modelDir: raw.model as string, jointModelDir: raw.jointModel as string | undefined, lastLayerModelDir: raw.lastlayerModel as string | undefined,
         data: raw.data as string, split: raw.split as (typeof SPLITS)[number], count: raw.count as number, seed: raw.seed as number,
-        methods: raw.methods as string[] | undefined, threads: raw.threads as number | undefined,
+        methods: raw.methods as string[] | undefined, threads: raw.threads as number | undefined, decoding: decodingFrom(raw),
         command: `mue ${process.argv.slice(2).join(' ')}`,
         onProgress: (done, total, status) => {
           if (!started) bar.start(total, 0, { rate: '', status });
