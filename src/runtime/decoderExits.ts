@@ -170,7 +170,7 @@ export async function decodeNextToken(context: DecoderContext, sequences: Sequen
 }
 
 /** Per sample, the cosine of its rows' new states (A, 1, D) with their inputs, all its rows pooled into one vector. */
-function pooledSimilarities(output: Float32Array, input: Float32Array, rows: Sequence[], dim: number): Map<number, number> {
+export function pooledSimilarities(output: Float32Array, input: Float32Array, rows: Sequence[], dim: number): Map<number, number> {
   const sums = new Map<number, { dot: number; a: number; b: number }>();
   rows.forEach((s, i) => {
     const sum = sums.get(s.sample) ?? { dot: 0, a: 0, b: 0 };
