@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { DATA_SPEC_HELP } from '../../data/dataSource.js';
 import { SPLITS } from '../../data/sceneworld.js';
 import { calibrate, describe, writeExitsFile } from '../../eval/calibrate.js';
+import { CAPTION_DECODING } from '../../runtime/mueModel.js';
 import { addDecodingOptions, decodingFrom } from '../decodingOptions.js';
 import { parseChoice, parseInteger, parseNumber } from '../options.js';
 import { progressBar } from '../progress.js';
@@ -39,7 +40,9 @@ export function registerCalibrateCommand(program: Command): void {
       console.log(`\nchosen (${result.method}${result.delta !== undefined ? `, δ=${result.delta}` : ''}): ${describe(result.thresholds)}`);
       console.log(`${raw.split as string} retention ${(100 * result.retention).toFixed(2)}% (target ${(100 * result.target).toFixed(1)}%), FLOPs ${(100 * result.flopRatio).toFixed(1)}% of full depth`);
       if (!raw.dryRun) {
-        const path = writeExitsFile(raw.model as string, result, { data: raw.data, split: raw.split, count: raw.count, seed: raw.seed });
+        // The caption decoding the thresholds were chosen under (a VE answer is one constrained step either way).
+        const captionDecoding = { ...CAPTION_DECODING, ...decodingFrom(raw) };
+        const path = writeExitsFile(raw.model as string, result, { data: raw.data, split: raw.split, count: raw.count, seed: raw.seed, captionDecoding });
         console.log(`wrote ${path}`);
       }
     });
