@@ -59,6 +59,11 @@ export async function evaluateModels(options: HarnessOptions): Promise<Evaluatio
 
     // Full depth once per model (quality, similarity curve); every method is then timed
     // against full depth run back to back on the same example (runPaired).
+    // One untimed example per model and path first: a session's first call pays one-off setup.
+    for (const model of models.values()) {
+      await runMethod(model, examples.slice(0, 1), fullDepth);
+      if (fused) await runMethod(model, examples.slice(0, 1), fused);
+    }
     const baselines = new Map<ModelRole, { quality: number; run: MethodRun; result: MethodResult }>();
     for (const [role, model] of models) {
       const options = { ...fullDepth, recordSimilarities: role === 'main' };

@@ -31,7 +31,8 @@ export function registerEvalCommand(program: Command): void {
       return methods;
     })
     .option('--threads <n>', 'ONNX Runtime intra-op threads', parseInteger('--threads', 1))
-    .option('--out <file>', 'where to write the JSON report', 'results/eval.json'))
+    .option('--out <file>', 'where to write the JSON report', 'results/eval.json')
+    .option('--fused-reference', 'also time full depth through the fused whole-stack graphs beside every run (column "vs fused")'))
     .action(async (raw: Record<string, unknown>) => {
       const bar = progressBar('examples');
       let started = false;
@@ -39,6 +40,7 @@ export function registerEvalCommand(program: Command): void {
         modelDir: raw.model as string, jointModelDir: raw.jointModel as string | undefined, lastLayerModelDir: raw.lastlayerModel as string | undefined,
         data: raw.data as string, split: raw.split as (typeof SPLITS)[number], count: raw.count as number, seed: raw.seed as number,
         methods: raw.methods as string[] | undefined, threads: raw.threads as number | undefined, decoding: decodingFrom(raw),
+        fusedReference: Boolean(raw.fusedReference),
         command: `mue ${process.argv.slice(2).join(' ')}`,
         onProgress: (done, total, status) => {
           if (!started) bar.start(total, 0, { rate: '', status });
@@ -60,11 +62,12 @@ export function registerEvalCommand(program: Command): void {
 }
 
 export function formatReportTable(report: EvaluationReport): string {
-  const header = ['method', 'setting', report.qualityName, 'retention', 'layer red.', 'FLOPs', 'time', 'speed-up'];
+  const fused = report.fullDepth.fusedTimeRatio !== undefined;
+  const header = ['method', 'setting', report.qualityName, 'retention', 'layer red.', 'FLOPs', 'time', 'speed-up', ...(fused ? ['vs fused'] : [])];
   const row = (r: MethodResult) => [
     r.method, r.setting, report.task === 've' ? `${(100 * r.quality).toFixed(1)}%` : r.quality.toFixed(3),
     `${(100 * r.retention).toFixed(1)}%`, `${(100 * r.layerReduction).toFixed(1)}%`, `${(100 * r.flopRatio).toFixed(1)}%`,
-    `${(100 * r.timeRatio).toFixed(1)}%`, `${(1 / r.timeRatio).toFixed(2)}x`,
+    `${(100 * r.timeRatio).toFixed(1)}%`, `${(1 / r.timeRatio).toFixed(2)}x`, ...(fused ? [r.fusedTimeRatio !== undefined ? `${(1 / r.fusedTimeRatio).toFixed(2)}x` : '—'] : []),
   ];
   const rows = [header, row(report.fullDepth), ...report.methods.map(row)];
   const widths = header.map((_, column) => Math.max(...rows.map((r) => r[column]!.length)));
