@@ -3,7 +3,9 @@
 //   1. the per-layer ONNX runtime (one graph per encoder layer / decoder-layer step, the way
 //      early exits run it) vs ONE graph holding the whole encoder / whole decoder step;
 //   2. the exit decision (cosineSimilarity, per sample) vs the layer call it follows;
-//   3. the ONNX runtime at full depth vs the same model's forward in TensorFlow.js (wasm).
+//   3. the ONNX runtime at full depth vs the same model's forward in TensorFlow.js (wasm);
+//   4. decoding with exits under each key/value strategy for skipped layers (drop = official,
+//      copy, propagate, recompute) vs decoding the same tokens at full depth.
 // Variants are run interleaved (A, B, A, B, …) in one process and compared by medians, so
 // machine noise (other processes on the 2 cores) hits both sides alike.
 // Writes the table, the command, the machine and every raw median to results/bench-runtime.json.
@@ -18,7 +20,8 @@ import { writeFileAtomic } from '../src/model/atomicWrite.js';
 import { initTensorflow, tf } from '../src/model/backend.js';
 import { type ModelConfig, presetConfig } from '../src/model/config.js';
 import { TfModel } from '../src/model/tfModel.js';
-import { cosineSimilarity } from '../src/runtime/exits.js';
+import { decodeNextToken, KV_STRATEGIES, newSequence, type DecoderContext, type KvStrategy } from '../src/runtime/decoderExits.js';
+import { cosineSimilarity, type ExitPolicy } from '../src/runtime/exits.js';
 import { defaultThreads, type KeyValue, LayerRunner } from '../src/runtime/layerRunner.js';
 import { fromVariables } from '../src/train/trainer.js';
 import { concatSequences } from '../src/runtime/rows.js';
@@ -43,6 +46,7 @@ const VOCAB = 66;
 const TEXT_LENGTH = 8;
 const DECODE_TOKENS = 8; // teacher-forced decoder tokens (tfjs) = decoder steps (ORT)
 const PAST_LENGTH = 8; // cached positions for the decoder-step comparison
+const KV_DECODE_TOKENS = 16; // tokens decoded per run in the key/value strategy comparison (the official caption length)
 /** A timed sample repeats its variant until it lasts at least this long (slow ofa-base full-depth cases: one call). */
 const MIN_SAMPLE_MS = 40;
 
@@ -283,6 +287,44 @@ for (const preset of presets) {
       log(`[${preset} B${batch}] full depth ORT ${r.ortRuntime!.medianMs.toFixed(1)} ms, tfjs ${r.tfjs!.medianMs.toFixed(1)} ms, ratio ${ratio.toFixed(2)} (logit agreement ${agreement.toExponential(1)})`);
       tf.dispose(Object.values(inputs));
     }
+
+    // 5. Decoding KV_DECODE_TOKENS tokens (teacher-forced ids) where every odd position exits after half the
+    //    layers: each key/value strategy for the skipped layers vs the same tokens at full depth.
+    {
+      const memory = randomFloats(batch * memoryLength * dim, seed + 5);
+      const ids = randomIds(batch, KV_DECODE_TOKENS, seed + 6);
+      const half = Math.ceil(decoderLayers / 2);
+      const alternate: ExitPolicy = { name: 'odd positions exit at L/2', needsHead: false, needsSimilarity: false, start: () => ({}), shouldExit: ({ layer, position }) => position! % 2 === 1 && layer >= half };
+      const never: ExitPolicy = { name: 'full depth', needsHead: false, needsSimilarity: false, start: () => ({}), shouldExit: () => false };
+      const decode = (policy: ExitPolicy, strategy: KvStrategy) => async (): Promise<number> => {
+        const context: DecoderContext = {
+          runner, memory, memoryMask, memoryLength, samples: batch, policy, strategy, granularity: 'token', maxLength: KV_DECODE_TOKENS, bosId: 1,
+          crossCache: [], flops: new Array<number>(batch).fill(0), fullDepthFlops: new Array<number>(batch).fill(0), recordSimilarities: false,
+        };
+        const sequences = Array.from({ length: batch }, (_, b) => newSequence(b, decoderLayers));
+        for (let position = 0; position < KV_DECODE_TOKENS; position++) {
+          await decodeNextToken(context, sequences);
+          sequences.forEach((sequence, b) => sequence.tokens.push(ids[b]![position]!));
+        }
+        return context.flops.reduce((a, b) => a + b, 0);
+      };
+      const variants: Record<string, () => Promise<number>> = { fullDepth: decode(never, 'drop') };
+      for (const strategy of KV_STRATEGIES) variants[strategy] = decode(alternate, strategy);
+      const flops: Record<string, number> = {};
+      for (const [name, run] of Object.entries(variants)) flops[name] = await run();
+      const r = await interleaved(variants, rounds);
+      for (const strategy of KV_STRATEGIES) {
+        const ratio = r[strategy]!.medianMs / r.fullDepth!.medianMs;
+        rows.push({
+          preset, batch, measure: `decode ${KV_DECODE_TOKENS} tokens, odd ones exit at layer ${half}/${decoderLayers}: kv ${strategy}`,
+          aLabel: strategy, aMs: r[strategy]!.medianMs, bLabel: 'full depth', bMs: r.fullDepth!.medianMs,
+          value: ratio, unit: 'x', target: '—', pass: true, rounds,
+          note: `kv ${strategy}: FLOPs ${(100 * flops[strategy]! / flops.fullDepth!).toFixed(1)}% of full depth`,
+          raw: { method: r[strategy], fullDepth: r.fullDepth, flops: flops[strategy], fullDepthFlops: flops.fullDepth },
+        });
+        log(`[${preset} B${batch}] kv ${strategy}: ${r[strategy]!.medianMs.toFixed(2)} ms vs full depth ${r.fullDepth!.medianMs.toFixed(2)} ms (time ${ratio.toFixed(3)}x, FLOPs ${(100 * flops[strategy]! / flops.fullDepth!).toFixed(1)}%)`);
+      }
+    }
   }
   await runner.dispose();
   model.dispose();
@@ -295,19 +337,19 @@ const header = ['preset', 'B', 'case', 'measured side', 'reference side', 'value
 const body = rows.map((r) => [
   r.preset, String(r.batch), r.measure,
   `${r.aLabel} ${fmtMs(r.aMs)}`, `${r.bLabel} ${fmtMs(r.bMs)}`,
-  r.unit === 'x' ? `${r.value.toFixed(2)}x` : `${r.value.toFixed(2)}%`, r.target, r.pass ? 'PASS' : 'FAIL',
+  r.unit === 'x' ? `${r.value.toFixed(2)}x` : `${r.value.toFixed(2)}%`, r.target, r.target === '—' ? 'info' : r.pass ? 'PASS' : 'FAIL',
 ]);
 const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
 const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ');
 const table = [line(header), widths.map((w) => '-'.repeat(w)).join('-|-'), ...body.map(line)].join('\n');
-const failures = rows.filter((r) => !r.pass).length;
+const failures = rows.filter((r) => !r.pass).length; // 'info' rows (target '—') always pass
 const cpus = os.cpus();
 const summary = [
   `bench:runtime — ${command}`,
   `${startedAt.toISOString()}, ${cpus[0]?.model ?? 'unknown cpu'} x${cpus.length}, node ${process.version}, ORT ${ort.env.versions?.common ?? ''} intraOpNumThreads ${JSON.stringify(threadsUsed)} (LayerRunner options as shipped), tfjs ${tf.version_core} (${tf.getBackend()})`,
   `random weights, vocab ${VOCAB}, image 64 / patch 8 (64 tokens), text ${TEXT_LENGTH}, decoder t=${PAST_LENGTH}, memory 72; interleaved medians of ${roundsWanted} rounds (ofa-base batch 16: 5; tfjs ofa-base: fewer, see notes)`,
   `load average at end ${os.loadavg().map((x) => x.toFixed(2)).join(' ')} (other processes share the ${cpus.length} cores)`,
-  `ratios "x" for per-layer rows = per-layer throughput / single-graph throughput; full-depth rows = tfjs time / ORT time`,
+  `ratios "x" for per-layer rows = per-layer throughput / single-graph throughput; full-depth rows = tfjs time / ORT time; kv rows = time with exits / time at full depth (per-layer runtime)`,
 ].join('\n');
 console.log(`${summary}\n\n${table}\n\n${failures === 0 ? 'all targets met' : `${failures} target(s) missed`} (total ${((performance.now() - totalStarted) / 1000).toFixed(0)} s)`);
 for (const r of rows.filter((x) => x.note)) console.log(`note [${r.preset} B${r.batch}]: ${r.note}`);

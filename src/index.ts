@@ -1,10 +1,10 @@
 // The library's public API.
-export { MuEModel, ENTAILMENT_ANSWERS, EXITS_FILE } from './runtime/mueModel.js';
+export { MuEModel, ENTAILMENT_ANSWERS, EXITS_FILE, CAPTION_DECODING } from './runtime/mueModel.js';
 export type { EntailInput, EntailResult, CaptionInput, CaptionResult, InferenceOptions, ExitThresholds, Telemetry, LoadOptions, LoadProgress } from './runtime/mueModel.js';
 export type { OrtBackend } from './runtime/ortBackend.js';
-export { similarityExit, entropyExit, marginExit, patienceExit, fixedDepthExit, fullDepth, cosineSimilarity } from './runtime/exits.js';
+export { similarityExit, entropyExit, marginExit, patienceExit, fixedDepthExit, fullDepth, cosineSimilarity, decayingThreshold } from './runtime/exits.js';
 export type { ExitPolicy, LayerSignal } from './runtime/exits.js';
-export { KV_STRATEGIES, type KvStrategy } from './runtime/decoderExits.js';
+export { KV_STRATEGIES, EXIT_GRANULARITIES, type KvStrategy, type ExitGranularity } from './runtime/decoderExits.js';
 export { LayerRunner } from './runtime/layerRunner.js';
 export { exportGraphs } from './export/exportGraphs.js';
 export { train, DEFAULT_TRAIN_OPTIONS, DEFAULT_LABEL_SMOOTHING, type TrainOptions } from './train/trainer.js';

@@ -30,7 +30,7 @@ before(async () => {
   if (options.skip) return;
   await buildBrowser({ quiet: true });
   model = await MuEModel.load(modelDir);
-  ({ app } = await buildServer(model, undefined, modelDir));
+  ({ app } = await buildServer(model, undefined, { modelDirectory: modelDir }));
 });
 
 after(async () => {

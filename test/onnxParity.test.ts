@@ -288,6 +288,25 @@ test('prompt formulation: the ORT decoder over the whole prompt gives TfModel\'s
   }
 });
 
+test('prompt formulation: the fused whole-decoder reference answers as the per-layer pipeline at full depth', async () => {
+  const directory = join(outDir, 've-prompt-fused');
+  await saveRandomCheckpoint(directory, 've', { veFormulation: 'prompt' }, 22);
+  const model = await MuEModel.load(directory, { fullStack: true });
+  try {
+    const records = sceneWorldEvalSet('ve', 'validation', 6, 5, model.config.imageSize);
+    const inputs = records.map((record) => ({ image: record.image, hypothesis: record.hypothesis }));
+    const perLayer = await model.entailBatch(inputs, { decoderThreshold: 1 });
+    const fused = await model.entailBatch(inputs, { fused: true });
+    assert.deepEqual(fused.map((r) => r.answer), perLayer.map((r) => r.answer));
+    fused.forEach((r, row) => {
+      assert.deepEqual(r.telemetry.tokenLayers, [model.config.decoderLayers]);
+      assert.ok(Math.abs(r.telemetry.flops - perLayer[row]!.telemetry.flops) / perLayer[row]!.telemetry.flops < 1e-9, `row ${row}: FLOPs`);
+    });
+  } finally {
+    await model.dispose();
+  }
+});
+
 test('prompt formulation end to end: MuEModel.entail answers as the training batch\'s teacher-forced logits say, at every exit depth', async () => {
   const directory = join(outDir, 've-prompt');
   await saveRandomCheckpoint(directory, 've', { veFormulation: 'prompt' }, 21);

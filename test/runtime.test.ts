@@ -35,23 +35,27 @@ after(async () => {
   rmSync(workDir, { recursive: true, force: true });
 });
 
-test('threshold 1 reproduces the TensorFlow.js model at full depth (greedy caption tokens)', async () => {
+test('threshold 1 reproduces the TensorFlow.js model at full depth (greedy caption tokens, official constraints)', async () => {
   const checkpoint = loadCheckpoint(captionDir);
   const reference = TfModel.fromTensors(checkpoint.config, toTensors(checkpoint.weights));
   const tokenizer = sceneWorldTokenizer();
   const image = captionInput(0).image;
   const prompt = encodeText(tokenizer, 'what does the image describe', checkpoint.config.maxTextLength);
+  const maxLength = checkpoint.config.maxTargetLength - 1; // steps 0 … maxLength, the last forced to <eos>
   const expected: number[] = [];
   tf.tidy(() => {
     const images = tf.tensor4d(normaliseImage(image, 32), [1, 32, 32, 3]);
     const encoded = reference.encode(images, tf.tensor2d([prompt], undefined, 'int32'), tf.ones([1, prompt.length]) as tf.Tensor2D);
-    while (expected.length < checkpoint.config.maxTargetLength && expected.at(-1) !== tokenizer.eosId) {
+    while (expected.at(-1) !== tokenizer.eosId) {
       const states = reference.decode(encoded.memory, encoded.memoryMask, tf.tensor2d([[tokenizer.bosId, ...expected]], undefined, 'int32'));
-      const logits = reference.logits(states.at(-1)!);
-      expected.push(tf.argMax(logits.slice([0, expected.length, 0], [1, 1, -1]).reshape([-1])).dataSync()[0]!);
+      const logits = Array.from(reference.logits(states.at(-1)!).slice([0, expected.length, 0], [1, 1, -1]).dataSync());
+      logits[tokenizer.padId] = -Infinity; // never <pad>
+      if (expected.length === 0) logits[tokenizer.eosId] = -Infinity; // minimum length 1
+      const best = logits.indexOf(Math.max(...logits));
+      expected.push(expected.length === maxLength ? tokenizer.eosId : best);
     }
   });
-  const result = await captioner.caption({ image }, { imageThreshold: 1, textThreshold: 1, decoderThreshold: 1 });
+  const result = await captioner.caption({ image }, { imageThreshold: 1, textThreshold: 1, decoderThreshold: 1, beamSize: 1, noRepeatNgramSize: 0 });
   assert.equal(result.caption, tokenizer.decode(expected));
   assert.ok(result.telemetry.tokenLayers.every((layers) => layers === 4));
   assert.equal(result.telemetry.flops <= result.telemetry.fullDepthFlops * 1.01, true);
@@ -114,12 +118,12 @@ test('batched results equal one-by-one results, with per-sample exits', async ()
   }
 });
 
-test('beam search with beam 1 equals greedy; wider beams run with no-repeat n-grams', async () => {
+test('captions decode with beams by default; wider beams run with no-repeat n-grams', async () => {
   for (let i = 0; i < 3; i++) {
-    const greedy = await captioner.caption(captionInput(i), { decoderThreshold: 0.6 });
-    const beam = await captioner.caption(captionInput(i), { decoderThreshold: 0.6, beamSize: 1 });
-    assert.equal(beam.caption, greedy.caption);
-    assert.deepEqual(beam.telemetry.tokenLayers, greedy.telemetry.tokenLayers);
+    const official = await captioner.caption(captionInput(i), { decoderThreshold: 0.6 });
+    const explicit = await captioner.caption(captionInput(i), { decoderThreshold: 0.6, beamSize: 5, noRepeatNgramSize: 3, maxLength: 7, decoderSchedule: 'decaying', kvStrategy: 'drop' });
+    assert.equal(official.caption, explicit.caption);
+    assert.deepEqual(official.telemetry.tokenLayers, explicit.telemetry.tokenLayers);
   }
   const wide = await captioner.caption(captionInput(0), { beamSize: 3, noRepeatNgramSize: 2, lengthPenalty: 1 });
   // At full depth the executed FLOPs are exactly the full-depth count, beams included.
@@ -136,8 +140,8 @@ test('each KV strategy runs with early-exiting tokens; recompute equals full dep
   assert.equal(recomputeNoExit.telemetry.flops, full.telemetry.flops);
   const threshold = 0.5;
   const results = {} as Record<string, Awaited<ReturnType<MuEModel['caption']>>>;
-  for (const kvStrategy of ['copy', 'propagate', 'recompute'] as const) {
-    results[kvStrategy] = await captioner.caption(captionInput(1), { decoderThreshold: threshold, kvStrategy, maxLength: 8 });
+  for (const kvStrategy of ['drop', 'copy', 'propagate', 'recompute'] as const) {
+    results[kvStrategy] = await captioner.caption(captionInput(1), { decoderThreshold: threshold, kvStrategy, maxLength: 7, beamSize: 1, decoderSchedule: 'constant' });
   }
   assert.ok(results.copy!.telemetry.tokenLayers.some((layers) => layers < 4), 'some token should exit early');
   for (const [strategy, result] of Object.entries(results)) {

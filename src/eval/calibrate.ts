@@ -24,6 +24,8 @@ export interface CalibrationOptions {
   /** Learn-then-Test with this δ (probability that the guarantee fails); undefined = plain search. */
   delta?: number;
   threads?: number;
+  /** Decoding options for every run (beam size, schedule, key/value strategy, granularity). */
+  decoding?: InferenceOptions;
   onProgress?: (done: number, status: string) => void;
 }
 
@@ -48,7 +50,7 @@ export async function calibrate(options: CalibrationOptions): Promise<Calibratio
     const { examples } = await evaluationSet(model, options.data ?? 'sceneworld', options.split, options.count, options.seed);
     let runs = 0;
     const evaluate = async (thresholds: ExitThresholds) => {
-      const run = await runMethod(model, examples, thresholds as InferenceOptions);
+      const run = await runMethod(model, examples, { ...options.decoding, ...thresholds });
       options.onProgress?.(++runs, describe(thresholds));
       return run;
     };
@@ -56,7 +58,8 @@ export async function calibrate(options: CalibrationOptions): Promise<Calibratio
     const fullScore = scoreRun(model, examples, full.answers);
     const measure = (thresholds: ExitThresholds, run: MethodRun) => ({
       thresholds, retention: fullScore.quality > 0 ? scoreRun(model, examples, run.answers).quality / fullScore.quality : 0,
-      flopRatio: sum(run.telemetry.map((t) => t.flops)) / sum(run.telemetry.map((t) => t.fullDepthFlops)),
+      // Against the full-depth run of the same inputs (its own output lengths).
+      flopRatio: sum(run.telemetry.map((t) => t.flops)) / sum(full.telemetry.map((t) => t.flops)),
     });
     const knobs: (keyof ExitThresholds)[] = model.config.encoderMode === 'joint'
       ? ['decoderThreshold', 'jointThreshold'] : ['decoderThreshold', 'imageThreshold', 'textThreshold'];

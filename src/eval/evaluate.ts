@@ -1,10 +1,12 @@
 // Quality against cost for one model and one method setting, on a fixed set of inputs.
-// Cost is reported three ways (DESIGN 2.6), always together:
-//   layerReduction = 1 − Σ_streams T_s·L_s + Σ_tokens L_t  /  Σ_streams T_s·N_E + (#tokens)·N_D
+// Cost is reported three ways (DESIGN 2.6), always together, each against the full-depth run of
+// the same inputs (which writes its own output, of its own length):
+//   layerReduction = 1 − (Σ_streams T_s·L_s + Σ_tokens L_t) / (Σ_streams T_s·N_E + (#full-depth tokens)·N_D)
 //     (encoder layers weighted by the stream's real tokens, decoder layers counted per generated token;
 //     a VE 'prompt' model's one decision counts once per prompt position: P·L / P·N_D);
-//   flopRatio      = FLOPs executed / FLOPs of the same requests at full depth;
-//   timeRatio      = wall-clock time / full-depth wall-clock time, same inputs, same process.
+//   flopRatio      = FLOPs executed / FLOPs the full-depth run executed;
+//   timeRatio      = wall-clock time / full-depth wall-clock time, same inputs, same process
+//     (fusedTimeRatio: the same against full depth through the fused whole-stack graphs).
 import { openDataSource, sceneWorldRecord, takeRecords, type TaskRecord } from '../data/dataSource.js';
 import { CAPTION_PROMPT, type Split } from '../data/sceneworld.js';
 import { encodeText } from '../data/preprocess.js';
@@ -52,19 +54,27 @@ export async function runMethod(model: MuEModel, examples: EvalExample[], option
 }
 
 /**
- * Runs a method and full depth on every example back to back, alternating which goes first,
- * so load from other processes hits both alike; returns the method's run and full depth's time.
+ * Runs a method and full depth (and, given `fused`, full depth through the fused graphs) on every
+ * example back to back, rotating which goes first, so load from other processes hits all alike;
+ * returns the method's run and the references' times.
  */
-export async function runPaired(model: MuEModel, examples: EvalExample[], options: InferenceOptions, fullDepth: InferenceOptions, onExample?: () => void): Promise<{ run: MethodRun; fullTimeMs: number }> {
+export async function runPaired(
+  model: MuEModel, examples: EvalExample[], options: InferenceOptions, fullDepth: InferenceOptions, onExample?: () => void, fused?: InferenceOptions,
+): Promise<{ run: MethodRun; fullTimeMs: number; fusedTimeMs?: number }> {
   const run: MethodRun = { answers: [], telemetry: [], timeMs: 0 };
   let fullTimeMs = 0;
+  let fusedTimeMs = 0;
+  const order: Array<'method' | 'full' | 'fused'> = fused ? ['method', 'full', 'fused'] : ['method', 'full'];
   for (const [index, example] of examples.entries()) {
-    for (const which of index % 2 === 0 ? (['method', 'full'] as const) : (['full', 'method'] as const)) {
+    for (let k = 0; k < order.length; k++) {
+      const which = order[(index + k) % order.length]!;
       const started = performance.now();
-      const result = await runOne(model, example, which === 'method' ? options : fullDepth);
+      const result = await runOne(model, example, which === 'method' ? options : which === 'full' ? fullDepth : fused!);
       const elapsed = performance.now() - started;
       if (which === 'full') {
         fullTimeMs += elapsed;
+      } else if (which === 'fused') {
+        fusedTimeMs += elapsed;
       } else {
         run.timeMs += elapsed;
         run.answers.push(result.text);
@@ -73,7 +83,7 @@ export async function runPaired(model: MuEModel, examples: EvalExample[], option
     }
     onExample?.();
   }
-  return { run, fullTimeMs };
+  return fused ? { run, fullTimeMs, fusedTimeMs } : { run, fullTimeMs };
 }
 
 async function runOne(model: MuEModel, example: EvalExample, options: InferenceOptions): Promise<{ text: string; telemetry: Telemetry }> {
@@ -108,9 +118,12 @@ export function scoreRun(model: MuEModel, examples: EvalExample[], answers: stri
   return { quality: ciderD, perExample, detail: { bleu1, bleu2, bleu3, bleu4, rougeL, ciderD } };
 }
 
-/** Summarises a run against the full-depth run of the same model on the same examples. */
+/**
+ * Summarises a run against the full-depth run of the same model on the same examples: its quality,
+ * its telemetry (FLOPs, output lengths) and the full-depth time measured beside this run.
+ */
 export function summariseRun(
-  model: MuEModel, examples: EvalExample[], run: MethodRun, full: { quality: number; timeMs: number },
+  model: MuEModel, examples: EvalExample[], run: MethodRun, full: { quality: number; timeMs: number; fusedTimeMs?: number; telemetry: Telemetry[] },
   method: string, setting: string, knob: number,
 ): MethodResult {
   const { config } = model;
@@ -129,7 +142,7 @@ export function summariseRun(
     // A VE prompt's one decision covers all its positions, each running that many layers.
     const positionsPerDecision = t.promptLength ?? 1;
     layersRun += positionsPerDecision * t.tokenLayers.reduce((a, b) => a + b, 0);
-    layersFull += positionsPerDecision * t.tokenLayers.length * config.decoderLayers;
+    layersFull += positionsPerDecision * full.telemetry[i]!.tokenLayers.length * config.decoderLayers;
   });
   const histogram = (values: number[], layers: number) => {
     const counts = new Array<number>(layers).fill(0);
@@ -165,8 +178,9 @@ export function summariseRun(
     quality: scored.quality,
     retention: full.quality > 0 ? scored.quality / full.quality : 0,
     layerReduction: 1 - layersRun / layersFull,
-    flopRatio: sum(run.telemetry.map((t) => t.flops)) / sum(run.telemetry.map((t) => t.fullDepthFlops)),
+    flopRatio: sum(run.telemetry.map((t) => t.flops)) / sum(full.telemetry.map((t) => t.flops)),
     timeRatio: run.timeMs / full.timeMs,
+    ...(full.fusedTimeMs !== undefined ? { fusedTimeRatio: run.timeMs / full.fusedTimeMs } : {}),
     meanLayers, exitHistograms, decoderByPosition, depthByGroup, detail: scored.detail,
   };
 }

@@ -3,7 +3,8 @@
 import type { Task } from '../model/checkpoint.js';
 import type { ModelConfig } from '../model/config.js';
 import { entropyExit, fixedDepthExit, marginExit, patienceExit } from '../runtime/exits.js';
-import type { InferenceOptions } from '../runtime/mueModel.js';
+import { KV_STRATEGIES } from '../runtime/decoderExits.js';
+import { CAPTION_DECODING, type InferenceOptions } from '../runtime/mueModel.js';
 
 export interface MethodSetting {
   method: string;
@@ -17,6 +18,8 @@ export interface MethodSetting {
 export type ModelRole = 'main' | 'joint' | 'lastlayer';
 
 export const SIMILARITY_THRESHOLDS = [0.995, 0.99, 0.98, 0.97, 0.95, 0.93, 0.9, 0.85, 0.8];
+/** The thresholds at which the other key/value strategies are compared with the default (fewer: they triple the sweep). */
+export const KV_COMPARISON_THRESHOLDS = [0.99, 0.95, 0.9, 0.85];
 
 const FULL: InferenceOptions = { imageThreshold: 1, textThreshold: 1, jointThreshold: 1, decoderThreshold: 1 };
 
@@ -38,6 +41,13 @@ export function methodSweeps(task: Task, config: ModelConfig): Array<MethodSetti
   for (const tau of SIMILARITY_THRESHOLDS) {
     add('main', 'encoder-only', `τ=${tau}`, tau, { imageThreshold: tau, textThreshold: tau });
     add('main', 'mue', `τ=${tau}`, tau, { imageThreshold: tau, textThreshold: tau, decoderThreshold: tau });
+    // Captions: MuE with each other way of filling skipped layers' key/values ('mue' runs the default, drop).
+    // A one-token VE answer has no later token to read them, so there they would all be equal.
+    if (task === 'caption') {
+      for (const kvStrategy of KV_STRATEGIES.filter((strategy) => strategy !== CAPTION_DECODING.kvStrategy && KV_COMPARISON_THRESHOLDS.includes(tau))) {
+        add('main', `mue-${kvStrategy}`, `τ=${tau}`, tau, { imageThreshold: tau, textThreshold: tau, decoderThreshold: tau, kvStrategy });
+      }
+    }
     add('joint', 'mue-joint', `τ=${tau}`, tau, { jointThreshold: tau, decoderThreshold: tau });
     add('lastlayer', 'mue-lastlayer', `τ=${tau}`, tau, { imageThreshold: tau, textThreshold: tau, decoderThreshold: tau });
   }

@@ -12,12 +12,14 @@ export interface MethodResult {
   quality: number;
   /** quality / quality of the same model at full depth. */
   retention: number;
-  /** 1 − (layers run) / (layers at full depth), encoder layers weighted by stream tokens, decoder layers per generated token. */
+  /** 1 − (layers run) / (layers of the full-depth run), encoder layers weighted by stream tokens, decoder layers per generated token. */
   layerReduction: number;
-  /** FLOPs executed / FLOPs at full depth. */
+  /** FLOPs executed / FLOPs the full-depth run of the same inputs executed. */
   flopRatio: number;
   /** Wall-clock time / full-depth wall-clock time on the same inputs in the same process. */
   timeRatio: number;
+  /** The same against full depth through the fused whole-stack graphs (one graph per encoder stream and per decoder step), when measured. */
+  fusedTimeRatio?: number;
   /** Mean encoder layers per stream and decoder layers per token. */
   meanLayers: { image?: number; text?: number; joint?: number; decoder: number };
   /** Histograms: counts of samples (or tokens) exiting at layer 1..N (index 0 = layer 1). */

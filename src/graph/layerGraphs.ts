@@ -369,24 +369,25 @@ export function decoderStep(config: ModelConfig, weights: Weights, index: number
 }
 
 /**
- * Every decoder layer's step in one graph (benchmarks): inputs states, memory_mask and per layer i
- * past_key_i, past_value_i (B, t, D), cross_key_i, cross_value_i (B, M, D); outputs the last
- * layer's hidden (B, 1, D) and per layer key_i, value_i (B, 1, D).
+ * Every decoder layer in one graph (the fused full-depth reference of the benchmarks), for T ≥ 1
+ * new positions after t cached ones (a generation step: T = 1; a VE prompt: t = 0): inputs states
+ * (B, T, D), memory_mask and per layer i past_key_i, past_value_i (B, t, D), cross_key_i,
+ * cross_value_i (B, M, D); outputs the last layer's hidden (B, T, D) and per layer key_i, value_i (B, T, D).
  */
 export function fullDecoderStep(config: ModelConfig, weights: Weights): PieceGraph {
   const nodes = new ModelNodes(config, weights);
   const { dim } = config;
-  let x = nodes.input(float('states', ['batch', 1, dim]));
+  let x = nodes.input(float('states', ['batch', 'length', dim]));
   const memoryMask = nodes.additiveKeyMask(nodes.input(float('memory_mask', ['batch', 'memory'])));
   const outputs: [string, TensorSignature][] = [];
   for (let i = 0; i < config.decoderLayers; i++) {
     const past = { key: nodes.input(float(`past_key_${i}`, ['batch', 'past', dim])), value: nodes.input(float(`past_value_${i}`, ['batch', 'past', dim])) };
     const cross = { key: nodes.input(float(`cross_key_${i}`, ['batch', 'memory', dim])), value: nodes.input(float(`cross_value_${i}`, ['batch', 'memory', dim])) };
     const step = nodes.decoderLayer(i, x, past, cross, memoryMask, nodes.causalMaskAfter(x, past.key));
-    outputs.push([step.key, float(`key_${i}`, ['batch', 1, dim])], [step.value, float(`value_${i}`, ['batch', 1, dim])]);
+    outputs.push([step.key, float(`key_${i}`, ['batch', 'length', dim])], [step.value, float(`value_${i}`, ['batch', 'length', dim])]);
     x = step.hidden;
   }
-  return nodes.finish('full_decoder_step', [[x, float('output', ['batch', 1, dim])], ...outputs]);
+  return nodes.finish('full_decoder_step', [[x, float('output', ['batch', 'length', dim])], ...outputs]);
 }
 
 /** x (B, 1, D) -> the self-attention key, value (B, 1, D) decoder layer `index` computes for it (LN, then projections). */

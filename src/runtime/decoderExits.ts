@@ -1,16 +1,23 @@
 // Autoregressive decoding with per-token exits (DESIGN 2.4). Every generated token of
 // every sequence runs decoder layers until its policy fires on cos(h_i, h_{i−1}); the
-// rows that exited leave the batch. Skipped layers still owe key/values to later tokens:
+// rows that exited leave the batch. Layers a token skipped owe later tokens a key/value:
+//   drop       — the official MuE behaviour (ofa/ARCHITECTURE.md §10.3): they get none; later
+//                tokens attend over that layer's shorter cache;
 //   copy       — they reuse the exit layer's own key/value (no compute);
 //   propagate  — CALM: their K/V projections run on the exited state;
 //   recompute  — they are computed for real when a later token first needs them.
+// Exit granularity: 'token' (default) lets each row (sequence or beam) decide on its own
+// cosine; 'step' reproduces the official one decision per step for all beams of a sample,
+// on the cosine of the beams' states pooled into one vector (ofa/ARCHITECTURE.md §10.1).
 import { cosineSimilarity, type ExitPolicy, type PolicyMemory } from './exits.js';
 import { crossKeyValueFlops, decoderStepFlops, headFlops, selfKeyValueFlops, similarityFlops } from './flops.js';
-import type { KeyValue, LayerRunner } from './layerRunner.js';
+import type { DecoderStepOutput, KeyValue, LayerRunner } from './layerRunner.js';
 import { gatherRows } from './rows.js';
 
-export type KvStrategy = 'copy' | 'propagate' | 'recompute';
-export const KV_STRATEGIES: readonly KvStrategy[] = ['copy', 'propagate', 'recompute'];
+export type KvStrategy = 'drop' | 'copy' | 'propagate' | 'recompute';
+export const KV_STRATEGIES: readonly KvStrategy[] = ['drop', 'copy', 'propagate', 'recompute'];
+export type ExitGranularity = 'token' | 'step';
+export const EXIT_GRANULARITIES: readonly ExitGranularity[] = ['token', 'step'];
 
 /** Everything fixed for one batch of requests. */
 export interface DecoderContext {
@@ -22,8 +29,12 @@ export interface DecoderContext {
   samples: number;
   policy: ExitPolicy;
   strategy: KvStrategy;
+  granularity: ExitGranularity;
+  /** Full depth through the single whole-step graph (the runner needs `fullStack`); policy and strategy are then unused. */
+  fused?: boolean;
   /** Tokens the answer may use (constrained decoding); undefined = whole vocabulary. */
   allowedTokens?: number[];
+  /** The generation's T: tokens before the forced end token (steps 0 … T), read by the decaying schedule. */
   maxLength: number;
   bosId: number;
   /** Cross-attention K/V per layer for all samples, computed when a layer is first used. */
@@ -41,7 +52,7 @@ export interface Sequence {
   sample: number;
   tokens: number[];
   logProbability: number;
-  /** keys[layer][position] -> (D); undefined where 'recompute' has not computed it yet. */
+  /** keys[layer][position] -> (D); undefined where 'drop' gave none or 'recompute' has not computed it yet. */
   keys: (Float32Array | undefined)[][];
   values: (Float32Array | undefined)[][];
   /** Layers computed for each position, and the state after them (for 'recompute'). */
@@ -85,34 +96,52 @@ export async function decodeNextToken(context: DecoderContext, sequences: Sequen
   const inputTokens = sequences.map((s) => (position === 0 ? context.bosId : s.tokens[position - 1]!));
   // Full depth would run every layer and the head once for each of these rows.
   for (const s of sequences) context.fullDepthFlops[s.sample]! += decoderLayers * decoderStepFlops(config, position, context.memoryLength) + headFlops(config);
+  for (const s of sequences) s.tokenSimilarities.push([]);
   let states = await runner.embedDecoder(inputTokens, sequences.map(() => position)); // (A, 1, D)
+  if (context.fused) return decodeFused(context, sequences, states, position);
+  const stepDecision = context.granularity === 'step';
+  if (stepDecision && policy.needsHead) throw new Error(`exit granularity "step" pools the beams' states; policy ${policy.name} reads each row's output distribution`);
   let active = sequences.map((_, row) => row);
-  const memories: PolicyMemory[] = sequences.map(() => policy.start());
+  // One policy memory per row, or per sample when its beams decide together.
+  const memories = new Map<number, PolicyMemory>();
+  const memoryOf = (row: number) => {
+    const key = stepDecision ? -1 - sequences[row]!.sample : row;
+    if (!memories.has(key)) memories.set(key, policy.start());
+    return memories.get(key)!;
+  };
   const computeSimilarity = policy.needsSimilarity || context.recordSimilarities;
   const exitStates = new Array<Float32Array>(sequences.length);
   const exitLogits = new Array<Float32Array | undefined>(sequences.length);
-  for (const s of sequences) s.tokenSimilarities.push([]);
 
   for (let layer = 1; layer <= decoderLayers; layer++) {
     const rows = active.map((row) => sequences[row]!);
     if (context.strategy === 'recompute') for (const s of rows) await completeCache(context, s, layer, position);
-    const cross = await crossFor(context, layer - 1, rows.map((s) => s.sample));
-    const output = await runner.decoderStep(
-      layer - 1, states, stackCache(rows, layer - 1, position, dim, 'keys'), stackCache(rows, layer - 1, position, dim, 'values'), position,
-      cross.key, cross.value, cross.mask, rows.length, context.memoryLength,
-    );
+    const output = await runDecoderLayer(context, layer - 1, states, rows, position);
     const logits = policy.needsHead ? await runner.head(output.hidden, rows.length, 1) : undefined; // (A, 1, V)
+    const similarities = rows.map((s, i) => {
+      const similarity = computeSimilarity ? cosineSimilarity(output.hidden, states, i * dim, dim) : Number.NaN;
+      if (computeSimilarity) s.tokenSimilarities[position]!.push(similarity);
+      context.flops[s.sample]! += decoderStepFlops(config, output.pastLengths[i]!, context.memoryLength) + (policy.needsSimilarity ? similarityFlops(dim) : 0) + (logits ? headFlops(config) : 0);
+      return similarity;
+    });
+    // 'step': cos over the sample's beams flattened into one vector = Σ dot / √(Σ‖a‖² · Σ‖b‖²).
+    const pooled = stepDecision && policy.needsSimilarity ? pooledSimilarities(output.hidden, states, rows, dim) : undefined;
+    const decided = new Map<number, boolean>();
     const stillActive: number[] = [];
     rows.forEach((s, i) => {
       s.keys[layer - 1]![position] = output.key.slice(i * dim, (i + 1) * dim);
       s.values[layer - 1]![position] = output.value.slice(i * dim, (i + 1) * dim);
-      const similarity = computeSimilarity ? cosineSimilarity(output.hidden, states, i * dim, dim) : Number.NaN;
-      if (computeSimilarity) s.tokenSimilarities[position]!.push(similarity);
-      context.flops[s.sample]! += decoderStepFlops(config, position, context.memoryLength) + (policy.needsSimilarity ? similarityFlops(dim) : 0) + (logits ? headFlops(config) : 0);
       const rowLogits = logits?.subarray(i * config.vocabSize, (i + 1) * config.vocabSize);
       const probabilities = rowLogits ? softmaxOver(rowLogits, context.allowedTokens) : undefined;
-      const exits = layer === decoderLayers || policy.shouldExit(
-        { layer, totalLayers: decoderLayers, similarity, probabilities, position, maxLength: context.maxLength }, memories[active[i]!]!);
+      const decide = () => layer === decoderLayers || policy.shouldExit(
+        { layer, totalLayers: decoderLayers, similarity: pooled?.get(s.sample) ?? similarities[i]!, probabilities, position, maxLength: context.maxLength }, memoryOf(active[i]!));
+      let exits: boolean;
+      if (stepDecision) {
+        if (!decided.has(s.sample)) decided.set(s.sample, decide());
+        exits = decided.get(s.sample)!;
+      } else {
+        exits = decide();
+      }
       if (exits) {
         const row = active[i]!;
         exitStates[row] = output.hidden.slice(i * dim, (i + 1) * dim);
@@ -140,6 +169,106 @@ export async function decodeNextToken(context: DecoderContext, sequences: Sequen
   return exitLogits.map((logits) => logSoftmaxOver(logits!, context.allowedTokens));
 }
 
+/** Per sample, the cosine of its rows' new states (A, 1, D) with their inputs, all its rows pooled into one vector. */
+export function pooledSimilarities(output: Float32Array, input: Float32Array, rows: Sequence[], dim: number): Map<number, number> {
+  const sums = new Map<number, { dot: number; a: number; b: number }>();
+  rows.forEach((s, i) => {
+    const sum = sums.get(s.sample) ?? { dot: 0, a: 0, b: 0 };
+    for (let k = i * dim; k < (i + 1) * dim; k++) {
+      sum.dot += output[k]! * input[k]!;
+      sum.a += output[k]! * output[k]!;
+      sum.b += input[k]! * input[k]!;
+    }
+    sums.set(s.sample, sum);
+  });
+  return new Map([...sums].map(([sample, { dot, a, b }]) => [sample, a === 0 || b === 0 ? 0 : Math.max(-1, Math.min(1, dot / Math.sqrt(a * b)))]));
+}
+
+/**
+ * Decoder layer `index` at `position` for the given rows (states (A, 1, D)). Each row attends over the
+ * key/values its cache holds for this layer: all earlier positions, or with 'drop' only those that ran
+ * the layer. The step graph has no self-attention mask, so rows whose caches differ in length run as
+ * separate calls (one per length), and their outputs are put back in row order.
+ */
+async function runDecoderLayer(context: DecoderContext, index: number, states: Float32Array, rows: Sequence[], position: number): Promise<DecoderStepOutput & { pastLengths: number[] }> {
+  const { runner, memoryLength } = context;
+  const dim = runner.config.dim;
+  const cached = rows.map((s) => cachedPositions(s, index, position));
+  if (context.strategy !== 'drop' && cached.some((positions) => positions.length !== position)) {
+    throw new Error(`decoder layer ${index + 1} is missing key/values of earlier positions under the ${context.strategy} strategy`);
+  }
+  const byLength = new Map<number, number[]>();
+  cached.forEach((positions, i) => byLength.set(positions.length, [...(byLength.get(positions.length) ?? []), i]));
+  const pastLengths = cached.map((positions) => positions.length);
+  const runGroup = async (members: number[], x: Float32Array) => {
+    const group = members.map((i) => rows[i]!);
+    const positions = members.map((i) => cached[i]!);
+    const cross = await crossFor(context, index, group.map((s) => s.sample));
+    return runner.decoderStep(
+      index, x, stackCache(group, index, positions, dim, 'keys'), stackCache(group, index, positions, dim, 'values'), positions[0]!.length,
+      cross.key, cross.value, cross.mask, group.length, memoryLength,
+    );
+  };
+  if (byLength.size === 1) return { ...(await runGroup(rows.map((_, i) => i), states)), pastLengths };
+  const hidden = new Float32Array(rows.length * dim);
+  const key = new Float32Array(rows.length * dim);
+  const value = new Float32Array(rows.length * dim);
+  for (const members of byLength.values()) {
+    const output = await runGroup(members, gatherRows(states, members, dim));
+    members.forEach((row, i) => {
+      hidden.set(output.hidden.subarray(i * dim, (i + 1) * dim), row * dim);
+      key.set(output.key.subarray(i * dim, (i + 1) * dim), row * dim);
+      value.set(output.value.subarray(i * dim, (i + 1) * dim), row * dim);
+    });
+  }
+  return { hidden, key, value, pastLengths };
+}
+
+/**
+ * Positions before `position` whose key/value layer `index` holds for this sequence, in order.
+ * Hook for model families with a self-attention position bias (OFA's relative/absolute bias): the
+ * official code adds the bias of the LAST S positions (columns t−S+1 … t of the query's bias row) to
+ * these S keys, i.e. right-aligned even when the positions are not contiguous (ARCHITECTURE.md §10.3);
+ * such a family takes its bias columns from the right of this list's length, not from these positions.
+ * mue's own models add absolute positions at the decoder input and use no attention bias.
+ */
+function cachedPositions(sequence: Sequence, index: number, position: number): number[] {
+  const positions: number[] = [];
+  const keys = sequence.keys[index]!;
+  for (let p = 0; p < position; p++) if (keys[p] !== undefined) positions.push(p);
+  return positions;
+}
+
+/** Full depth for this step in the single whole-step graph (the fused reference of the benchmark). */
+async function decodeFused(context: DecoderContext, sequences: Sequence[], states: Float32Array, position: number): Promise<Float32Array[]> {
+  const { runner, memoryLength } = context;
+  const config = runner.config;
+  const { dim, decoderLayers } = config;
+  const all = Array.from({ length: position }, (_, p) => p);
+  const positions = sequences.map(() => all);
+  const past: KeyValue[] = [];
+  const cross: KeyValue[] = [];
+  let mask: Float32Array = new Float32Array(0);
+  for (let index = 0; index < decoderLayers; index++) {
+    past.push({ key: stackCache(sequences, index, positions, dim, 'keys'), value: stackCache(sequences, index, positions, dim, 'values') });
+    const layerCross = await crossFor(context, index, sequences.map((s) => s.sample));
+    cross.push(layerCross);
+    mask = layerCross.mask;
+  }
+  const output = await runner.fullDecoderStep(states, past, position, cross, mask, sequences.length, memoryLength);
+  sequences.forEach((s, i) => {
+    output.keyValues.forEach((kv, index) => {
+      s.keys[index]![position] = kv.key.slice(i * dim, (i + 1) * dim);
+      s.values[index]![position] = kv.value.slice(i * dim, (i + 1) * dim);
+    });
+    s.depth[position] = decoderLayers;
+    s.tokenLayers.push(decoderLayers);
+    context.flops[s.sample]! += decoderLayers * decoderStepFlops(config, position, memoryLength) + headFlops(config);
+  });
+  const logits = await runner.head(output.hidden, sequences.length, 1); // (A, 1, V)
+  return sequences.map((_, i) => logSoftmaxOver(logits.subarray(i * config.vocabSize, (i + 1) * config.vocabSize), context.allowedTokens));
+}
+
 /** Gives the layers above each sequence's exit layer their key/value for this position. */
 async function fillSkippedLayers(context: DecoderContext, sequences: Sequence[], exitStates: Float32Array[], position: number): Promise<void> {
   const { decoderLayers } = context.runner.config;
@@ -148,6 +277,7 @@ async function fillSkippedLayers(context: DecoderContext, sequences: Sequence[],
     s.exitStates[position] = exitStates[row]!;
   });
   if (context.strategy === 'recompute') return; // computed lazily by completeCache
+  if (context.strategy === 'drop') return; // the official behaviour: skipped layers get no entry for this position
   for (let layer = 2; layer <= decoderLayers; layer++) {
     const skipped = sequences.filter((s) => s.tokenLayers[position]! < layer);
     if (skipped.length === 0) continue;
@@ -177,8 +307,9 @@ async function completeCache(context: DecoderContext, sequence: Sequence, layer:
     while (sequence.depth[past]! < layer) {
       const index = sequence.depth[past]!; // 0-based layer to run next
       const cross = await crossFor(context, index, [sequence.sample]);
+      const earlier = [Array.from({ length: past }, (_, p) => p)];
       const output = await runner.decoderStep(
-        index, sequence.exitStates[past]!, stackCache([sequence], index, past, dim, 'keys'), stackCache([sequence], index, past, dim, 'values'), past,
+        index, sequence.exitStates[past]!, stackCache([sequence], index, earlier, dim, 'keys'), stackCache([sequence], index, earlier, dim, 'values'), past,
         cross.key, cross.value, cross.mask, 1, context.memoryLength,
       );
       sequence.keys[index]![past] = output.key;
@@ -219,11 +350,12 @@ export async function crossFor(context: DecoderContext, layerIndex: number, samp
   };
 }
 
-/** The cache of one layer for positions [0, length) of each sequence: (A, length, D). */
-function stackCache(sequences: Sequence[], layerIndex: number, length: number, dim: number, which: 'keys' | 'values'): Float32Array {
+/** The cache of one layer at the given positions of each sequence (every row the same count S): (A, S, D). */
+function stackCache(sequences: Sequence[], layerIndex: number, positions: number[][], dim: number, which: 'keys' | 'values'): Float32Array {
+  const length = positions[0]?.length ?? 0;
   const out = new Float32Array(sequences.length * length * dim);
   sequences.forEach((s, row) => {
-    for (let p = 0; p < length; p++) out.set(s[which][layerIndex]![p]!, (row * length + p) * dim);
+    positions[row]!.forEach((p, i) => out.set(s[which][layerIndex]![p]!, (row * length + i) * dim));
   });
   return out;
 }

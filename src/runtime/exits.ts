@@ -12,7 +12,7 @@ export interface LayerSignal {
   similarity: number;
   /** softmax(W_out · LN(h_i)) over the allowed tokens; present only when the policy needsHead. */
   probabilities?: Float32Array;
-  /** Decoder only: the token's position and the maximum generation length (for schedules). */
+  /** Decoder only: the generation step (= the token's position) and the generation's maxLength T (tokens before the forced end token; steps 0 … T), for schedules. */
   position?: number;
   maxLength?: number;
 }
@@ -53,11 +53,23 @@ export function checkThreshold(name: string, value: number): number {
 }
 
 export type ThresholdSchedule = 'constant' | 'decaying';
+export const THRESHOLD_SCHEDULES: readonly ThresholdSchedule[] = ['constant', 'decaying'];
+
+/**
+ * The official MuE generation schedule (ofa/ARCHITECTURE.md §10.2) for step t of a generation of at most
+ * T = maxLength tokens before the forced end token (steps 0 … T):
+ *   τ_t = 1 (no exit) while t < (T + 1) / 3,  else  τ_t = 0.9·τ + 0.1·exp(−(t + 1) / (T + 1)).
+ * τ ≥ 1 stays 1 at every step: in mue a threshold of 1 always means full depth.
+ */
+export function decayingThreshold(threshold: number, step: number, maxLength: number): number {
+  if (threshold >= 1 || step < (maxLength + 1) / 3) return 1;
+  return 0.9 * threshold + 0.1 * Math.exp(-(step + 1) / (maxLength + 1));
+}
 
 /**
  * MuE: exit when cos(h_i, h_{i−1}) > τ. A threshold of 1 never exits (cos ≤ 1), i.e. full depth.
- * 'decaying' (decoder only) follows the reference code: τ_t = 0.9·τ + 0.1·exp(−(t+1)/(T+1)),
- * with no exit in the first third of the maximum length.
+ * 'decaying' (decoder only; the official generation schedule, see decayingThreshold) needs the
+ * token's position and the generation's maxLength in the signal; without them it is constant.
  */
 export function similarityExit(threshold: number, schedule: ThresholdSchedule = 'constant'): ExitPolicy {
   checkThreshold('similarity threshold', threshold);
@@ -69,8 +81,7 @@ export function similarityExit(threshold: number, schedule: ThresholdSchedule = 
     shouldExit: ({ similarity, position, maxLength }) => {
       if (threshold >= 1) return false;
       if (schedule === 'decaying' && position !== undefined && maxLength !== undefined) {
-        if (position < Math.floor(maxLength / 3)) return false;
-        return similarity > 0.9 * threshold + 0.1 * Math.exp(-(position + 1) / (maxLength + 1));
+        return similarity > decayingThreshold(threshold, position, maxLength);
       }
       return similarity > threshold;
     },

@@ -159,16 +159,17 @@ export class LayerRunner {
   }
 
   /**
-   * Every decoder layer's step in one graph (needs `fullStack`): past[i] (B, t, D) and cross[i]
-   * (B, M, D) per layer -> the last layer's hidden (B, 1, D) and every layer's new key/value (B, 1, D).
+   * Every decoder layer in one graph (needs `fullStack`) for `length` new positions x (B, T, D):
+   * past[i] (B, t, D) and cross[i] (B, M, D) per layer -> the last layer's hidden (B, T, D) and every
+   * layer's new key/value (B, T, D).
    */
   async fullDecoderStep(
     x: Float32Array, past: KeyValue[], pastLength: number, cross: KeyValue[],
-    memoryMask: Float32Array, batch: number, memoryLength: number,
+    memoryMask: Float32Array, batch: number, memoryLength: number, length = 1,
   ): Promise<{ hidden: Float32Array; keyValues: KeyValue[] }> {
     const { dim, decoderLayers } = this.config;
     const feeds: Record<string, OrtTensor> = {
-      states: this.floatTensor(x, [batch, 1, dim]),
+      states: this.floatTensor(x, [batch, length, dim]),
       memory_mask: this.floatTensor(memoryMask, [batch, memoryLength]),
     };
     for (let i = 0; i < decoderLayers; i++) {

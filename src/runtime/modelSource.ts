@@ -27,5 +27,7 @@ export interface LoadOptions {
   threads?: number;
   /** ONNX Runtime implementation (default: onnxruntime-node in Node, onnxruntime-web in the browser bundle). */
   backend?: OrtBackend;
+  /** Also build the fused whole-stack graphs (for `fused: true` runs, the benchmark's reference). */
+  fullStack?: boolean;
   progress_callback?: (progress: LoadProgress) => void;
 }

@@ -8,6 +8,7 @@ import type { DecoderContext, Sequence } from './decoderExits.js';
 import { crossFor, logSoftmaxOver, newSequence } from './decoderExits.js';
 import { cosineSimilarity, type PolicyMemory } from './exits.js';
 import { decoderPromptFlops, headFlops, similarityFlops } from './flops.js';
+import type { KeyValue } from './layerRunner.js';
 import { gatherRows } from './rows.js';
 
 /**
@@ -41,6 +42,7 @@ export async function answerAtPrompt(context: DecoderContext, prompts: number[][
   };
 
   let states = await runner.embedDecoderPrompt(padded); // (A, T, D)
+  if (context.fused) return answerFused(context, sequences, states, lengths, length, lastPositions);
   let active = sequences.map((_, sample) => sample);
   const memories: PolicyMemory[] = sequences.map(() => policy.start());
   const computeSimilarity = policy.needsSimilarity || context.recordSimilarities;
@@ -94,5 +96,33 @@ export async function answerAtPrompt(context: DecoderContext, prompts: number[][
     const logProbabilities = logSoftmaxOver(exitLogits[sample]!, allowed);
     const answer = allowed.reduce((best, id) => (logProbabilities[id]! > logProbabilities[best]! ? id : best), allowed[0]!);
     return { ...s, tokens: [answer], logProbability: logProbabilities[answer]! };
+  });
+}
+
+/** Full depth in the single whole-decoder graph (the benchmark's fused reference): every row runs every layer. */
+async function answerFused(
+  context: DecoderContext, sequences: Sequence[], states: Float32Array, lengths: number[], length: number,
+  lastPositions: (states: Float32Array, rows: number[], samples: number[]) => Float32Array,
+): Promise<Sequence[]> {
+  const { runner, memoryLength } = context;
+  const config = runner.config;
+  const samples = sequences.map((_, sample) => sample);
+  const empty = new Float32Array(0);
+  const cross: KeyValue[] = [];
+  let mask: Float32Array = new Float32Array(0);
+  for (let index = 0; index < config.decoderLayers; index++) {
+    const layerCross = await crossFor(context, index, samples);
+    cross.push(layerCross);
+    mask = layerCross.mask;
+  }
+  const past = cross.map(() => ({ key: empty, value: empty }));
+  const output = await runner.fullDecoderStep(states, past, 0, cross, mask, sequences.length, memoryLength, length); // (A, T, D)
+  const logits = await runner.head(lastPositions(output.hidden, samples, samples), sequences.length, 1); // (A, 1, V)
+  const allowed = context.allowedTokens!;
+  return sequences.map((s, sample) => {
+    context.flops[sample]! += config.decoderLayers * decoderPromptFlops(config, lengths[sample]!, memoryLength) + headFlops(config);
+    const logProbabilities = logSoftmaxOver(logits.subarray(sample * config.vocabSize, (sample + 1) * config.vocabSize), allowed);
+    const answer = allowed.reduce((best, id) => (logProbabilities[id]! > logProbabilities[best]! ? id : best), allowed[0]!);
+    return { ...s, tokens: [answer], tokenLayers: [config.decoderLayers], logProbability: logProbabilities[answer]! };
   });
 }

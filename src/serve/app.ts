@@ -6,7 +6,7 @@ import multipart from '@fastify/multipart';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { encodePng } from '../data/png.js';
 import { captionExample, veExample } from '../data/sceneworld.js';
-import type { CaptionResult, EntailResult, ExitThresholds, MuEModel } from '../runtime/mueModel.js';
+import type { CaptionResult, EntailResult, ExitThresholds, InferenceOptions, MuEModel } from '../runtime/mueModel.js';
 import { DynamicBatcher, QueueFullError, RequestTimeoutError, type BatcherLimits } from './batcher.js';
 import { registerBrowserPage } from './browserPage.js';
 import { ServerMetrics } from './metrics.js';
@@ -35,16 +35,22 @@ export interface MueServer {
   metrics: ServerMetrics;
 }
 
-/** `modelDirectory`: the served model's folder, whose files the in-browser demo (/browser/) fetches. */
-export async function buildServer(model: MuEModel, limits: ServeLimits = DEFAULT_LIMITS, modelDirectory?: string): Promise<MueServer> {
+export interface ServerOptions {
+  /** The server's decoding options (default: the runtime's official ones); each request's thresholds join them. */
+  decoding?: InferenceOptions;
+  /** The served model's folder, whose files the in-browser demo (/browser/) fetches. */
+  modelDirectory?: string;
+}
+
+export async function buildServer(model: MuEModel, limits: ServeLimits = DEFAULT_LIMITS, { decoding = {}, modelDirectory }: ServerOptions = {}): Promise<MueServer> {
   const { maxBodyBytes, maxPixels, ...batcherLimits } = limits;
   const { config } = model;
   // The gauge reads the batcher lazily (at scrape time), so the two can refer to each other.
   const metrics = new ServerMetrics(config, () => batcher.queueDepth, batchSizeBuckets(limits.maxBatch));
   const batcher = new DynamicBatcher<ExitThresholds, InferenceRequest, Answer>(
     (thresholds, requests) => model.task === 've'
-      ? model.entailBatch(requests.map(({ image, hypothesis }) => ({ image, hypothesis: hypothesis! })), thresholds)
-      : model.captionBatch(requests.map(({ image }) => ({ image })), thresholds),
+      ? model.entailBatch(requests.map(({ image, hypothesis }) => ({ image, hypothesis: hypothesis! })), { ...decoding, ...thresholds })
+      : model.captionBatch(requests.map(({ image }) => ({ image })), { ...decoding, ...thresholds }),
     batcherLimits,
     (size) => metrics.batchSize.observe(size),
   );

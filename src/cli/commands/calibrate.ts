@@ -3,11 +3,13 @@ import type { Command } from 'commander';
 import { DATA_SPEC_HELP } from '../../data/dataSource.js';
 import { SPLITS } from '../../data/sceneworld.js';
 import { calibrate, describe, writeExitsFile } from '../../eval/calibrate.js';
+import { CAPTION_DECODING } from '../../runtime/mueModel.js';
+import { addDecodingOptions, decodingFrom } from '../decodingOptions.js';
 import { parseChoice, parseInteger, parseNumber } from '../options.js';
 import { progressBar } from '../progress.js';
 
 export function registerCalibrateCommand(program: Command): void {
-  program
+  addDecodingOptions(program
     .command('calibrate')
     .description('find the cheapest exit thresholds that keep a target retention; writes MODEL/exits.json')
     .requiredOption('--model <dir>', 'model directory')
@@ -18,13 +20,14 @@ export function registerCalibrateCommand(program: Command): void {
     .option('--seed <n>', 'SceneWorld seed', parseInteger('--seed'), 1)
     .option('--delta <x>', 'statistical guarantee (Learn-then-Test): retention ≥ target with probability ≥ 1 − δ', parseNumber('--delta'))
     .option('--threads <n>', 'ONNX Runtime intra-op threads', parseInteger('--threads', 1))
-    .option('--dry-run', 'print the thresholds without writing exits.json')
+    .option('--dry-run', 'print the thresholds without writing exits.json'))
     .action(async (raw: Record<string, unknown>) => {
       const bar = progressBar('runs');
       bar.start(1, 0, { rate: '', status: 'full depth' });
       const result = await calibrate({
         modelDir: raw.model as string, data: raw.data as string, split: raw.split as (typeof SPLITS)[number], count: raw.count as number, seed: raw.seed as number,
         targetRetention: raw.targetRetention as number, delta: raw.delta as number | undefined, threads: raw.threads as number | undefined,
+        decoding: decodingFrom(raw),
         onProgress: (done, status) => {
           bar.setTotal(done + 1);
           bar.update(done, { status });
@@ -37,7 +40,9 @@ export function registerCalibrateCommand(program: Command): void {
       console.log(`\nchosen (${result.method}${result.delta !== undefined ? `, δ=${result.delta}` : ''}): ${describe(result.thresholds)}`);
       console.log(`${raw.split as string} retention ${(100 * result.retention).toFixed(2)}% (target ${(100 * result.target).toFixed(1)}%), FLOPs ${(100 * result.flopRatio).toFixed(1)}% of full depth`);
       if (!raw.dryRun) {
-        const path = writeExitsFile(raw.model as string, result, { data: raw.data, split: raw.split, count: raw.count, seed: raw.seed });
+        // The caption decoding the thresholds were chosen under (a VE answer is one constrained step either way).
+        const captionDecoding = { ...CAPTION_DECODING, ...decodingFrom(raw) };
+        const path = writeExitsFile(raw.model as string, result, { data: raw.data, split: raw.split, count: raw.count, seed: raw.seed, captionDecoding });
         console.log(`wrote ${path}`);
       }
     });

@@ -7,7 +7,8 @@ import type { Command } from 'commander';
 import { sceneWorldEvalSet } from '../../eval/evaluate.js';
 import { evaluateModels } from '../../eval/harness.js';
 import { renderReport } from '../../eval/report.js';
-import { EXITS_FILE, MuEModel, type Telemetry } from '../../runtime/mueModel.js';
+import { EXITS_FILE, MuEModel, type InferenceOptions, type Telemetry } from '../../runtime/mueModel.js';
+import { addDecodingOptions, decodingFrom } from '../decodingOptions.js';
 import { parseInteger } from '../options.js';
 import { progressBar } from '../progress.js';
 import { formatReportTable } from './eval.js';
@@ -19,14 +20,15 @@ export const DEMO_MODELS: ReadonlyArray<{ name: string; count: number }> = [
 ];
 
 export function registerDemoCommand(program: Command): void {
-  program
+  addDecodingOptions(program
     .command('demo')
     .description('run the shipped models on fresh test scenes: full depth vs MuE, examples, HTML report')
     .option('--models <dir>', 'folder holding the shipped models', 'models')
     .option('--seed <n>', 'SceneWorld seed for the fresh scenes (default: from the clock, printed)', parseInteger('--seed'))
     .option('--count <n>', 'test scenes per model (default: 300 VE, 60 captions)', parseInteger('--count', 1))
-    .option('--out <dir>', 'where the HTML reports go', 'results/demo')
-    .action(async (raw: { models: string; seed?: number; count?: number; out: string }) => {
+    .option('--out <dir>', 'where the HTML reports go', 'results/demo'))
+    .action(async (raw: { models: string; seed?: number; count?: number; out: string } & Record<string, unknown>) => {
+      const decoding = decodingFrom(raw);
       const available = DEMO_MODELS.filter(({ name }) => existsSync(join(raw.models, name, 'config.json')));
       if (available.length === 0) {
         throw new Error(`no shipped models in ${raw.models}/ (expected ${DEMO_MODELS.map((m) => m.name).join(', ')}); train and calibrate them as the README describes`);
@@ -40,7 +42,7 @@ export function registerDemoCommand(program: Command): void {
         const bar = progressBar('examples');
         let started = false;
         const report = await evaluateModels({
-          modelDir, split: 'test', count, seed, methods: ['mue-calibrated'], command: `mue demo --seed ${seed}`,
+          modelDir, split: 'test', count, seed, methods: ['mue-calibrated'], decoding, command: `mue demo --seed ${seed}`,
           onProgress: (done, total, status) => {
             if (!started) bar.start(total, 0, { rate: '', status });
             started = true;
@@ -50,7 +52,7 @@ export function registerDemoCommand(program: Command): void {
         bar.stop();
         console.log(`\n== ${name} ==`);
         console.log(formatReportTable(report));
-        await printExamples(modelDir, seed);
+        await printExamples(modelDir, seed, decoding);
         const { htmlPath } = await renderReport(report, join(raw.out, name));
         console.log(`report: ${htmlPath}`);
       }
@@ -58,7 +60,7 @@ export function registerDemoCommand(program: Command): void {
 }
 
 /** Three test scenes with their answers and where each stream and token exited. */
-async function printExamples(modelDir: string, seed: number): Promise<void> {
+async function printExamples(modelDir: string, seed: number, decoding: InferenceOptions): Promise<void> {
   const model = await MuEModel.load(modelDir);
   try {
     const { encoderLayers, decoderLayers } = model.config;
@@ -71,7 +73,7 @@ async function printExamples(modelDir: string, seed: number): Promise<void> {
         const fast = await model.entail({ image: example.image, hypothesis: example.hypothesis });
         console.log(`  "${example.hypothesis}" → ${fast.answer} (full depth: ${full.answer}, truth: ${example.label}); ${layers(fast.telemetry)}`);
       } else {
-        const fast = await model.caption({ image: example.image });
+        const fast = await model.caption({ image: example.image }, decoding);
         console.log(`  "${fast.caption}"; ${layers(fast.telemetry)}\n    reference: "${example.references![0]}"`);
       }
     }

@@ -7,13 +7,14 @@ import { SPLITS } from '../../data/sceneworld.js';
 import { evaluateModels } from '../../eval/harness.js';
 import type { EvaluationReport, MethodResult } from '../../eval/types.js';
 import { writeFileAtomic } from '../../model/atomicWrite.js';
+import { addDecodingOptions, decodingFrom } from '../decodingOptions.js';
 import { parseChoice, parseInteger } from '../options.js';
 import { progressBar } from '../progress.js';
 
-export const METHODS = ['static', 'deebert', 'pabee', 'calm', 'encoder-only', 'mue', 'mue-joint', 'mue-lastlayer', 'mue-calibrated'] as const;
+export const METHODS = ['static', 'deebert', 'pabee', 'calm', 'encoder-only', 'mue', 'mue-copy', 'mue-propagate', 'mue-recompute', 'mue-joint', 'mue-lastlayer', 'mue-calibrated'] as const;
 
 export function registerEvalCommand(program: Command): void {
-  program
+  addDecodingOptions(program
     .command('eval')
     .description('measure quality vs cost (layers, FLOPs, wall clock) for MuE and the baselines')
     .requiredOption('--model <dir>', 'model directory')
@@ -31,13 +32,15 @@ export function registerEvalCommand(program: Command): void {
     })
     .option('--threads <n>', 'ONNX Runtime intra-op threads', parseInteger('--threads', 1))
     .option('--out <file>', 'where to write the JSON report', 'results/eval.json')
+    .option('--fused-reference', 'also time full depth through the fused whole-stack graphs beside every run (column "vs fused")'))
     .action(async (raw: Record<string, unknown>) => {
       const bar = progressBar('examples');
       let started = false;
       const report = await evaluateModels({
         modelDir: raw.model as string, jointModelDir: raw.jointModel as string | undefined, lastLayerModelDir: raw.lastlayerModel as string | undefined,
         data: raw.data as string, split: raw.split as (typeof SPLITS)[number], count: raw.count as number, seed: raw.seed as number,
-        methods: raw.methods as string[] | undefined, threads: raw.threads as number | undefined,
+        methods: raw.methods as string[] | undefined, threads: raw.threads as number | undefined, decoding: decodingFrom(raw),
+        fusedReference: Boolean(raw.fusedReference),
         command: `mue ${process.argv.slice(2).join(' ')}`,
         onProgress: (done, total, status) => {
           if (!started) bar.start(total, 0, { rate: '', status });
@@ -59,11 +62,12 @@ export function registerEvalCommand(program: Command): void {
 }
 
 export function formatReportTable(report: EvaluationReport): string {
-  const header = ['method', 'setting', report.qualityName, 'retention', 'layer red.', 'FLOPs', 'time', 'speed-up'];
+  const fused = report.fullDepth.fusedTimeRatio !== undefined;
+  const header = ['method', 'setting', report.qualityName, 'retention', 'layer red.', 'FLOPs', 'time', 'speed-up', ...(fused ? ['vs fused'] : [])];
   const row = (r: MethodResult) => [
     r.method, r.setting, report.task === 've' ? `${(100 * r.quality).toFixed(1)}%` : r.quality.toFixed(3),
     `${(100 * r.retention).toFixed(1)}%`, `${(100 * r.layerReduction).toFixed(1)}%`, `${(100 * r.flopRatio).toFixed(1)}%`,
-    `${(100 * r.timeRatio).toFixed(1)}%`, `${(1 / r.timeRatio).toFixed(2)}x`,
+    `${(100 * r.timeRatio).toFixed(1)}%`, `${(1 / r.timeRatio).toFixed(2)}x`, ...(fused ? [r.fusedTimeRatio !== undefined ? `${(1 / r.fusedTimeRatio).toFixed(2)}x` : '—'] : []),
   ];
   const rows = [header, row(report.fullDepth), ...report.methods.map(row)];
   const widths = header.map((_, column) => Math.max(...rows.map((r) => r[column]!.length)));

@@ -1,8 +1,9 @@
 // `mue predict`: one image (JPEG, PNG or WebP) + hypothesis or caption request, with MuE exits and telemetry.
 import type { Command } from 'commander';
 import { loadImageFile } from '../../data/image.js';
-import { KV_STRATEGIES } from '../../runtime/decoderExits.js';
-import { MuEModel, type InferenceOptions, type Telemetry } from '../../runtime/mueModel.js';
+import { EXIT_GRANULARITIES, KV_STRATEGIES } from '../../runtime/decoderExits.js';
+import { THRESHOLD_SCHEDULES } from '../../runtime/exits.js';
+import { CAPTION_DECODING, MuEModel, type InferenceOptions, type Telemetry } from '../../runtime/mueModel.js';
 import { parseChoice, parseInteger, parseNumber } from '../options.js';
 
 export function registerPredictCommand(program: Command): void {
@@ -17,10 +18,13 @@ export function registerPredictCommand(program: Command): void {
     .option('--text-threshold <x>', 'text-stream exit threshold', parseNumber('--text-threshold'))
     .option('--joint-threshold <x>', 'joint-encoder exit threshold (joint models)', parseNumber('--joint-threshold'))
     .option('--decoder-threshold <x>', 'per-token decoder exit threshold', parseNumber('--decoder-threshold'))
-    .option('--decaying', 'decoder threshold decays with position (CALM-style schedule)')
-    .option('--kv-strategy <name>', `skipped-layer key/values: ${KV_STRATEGIES.join(' | ')}`, parseChoice('--kv-strategy', KV_STRATEGIES), 'propagate')
-    .option('--beam-size <n>', 'beam search width (captions)', parseInteger('--beam-size', 1), 1)
-    .option('--no-repeat-ngram-size <n>', 'forbid repeating n-grams (captions)', parseInteger('--no-repeat-ngram-size', 0), 0)
+    .option('--decoder-schedule <name>', `decoder threshold over generation steps: ${THRESHOLD_SCHEDULES.join(' | ')} (default: decaying, the official schedule, for captions; constant for ve)`, parseChoice('--decoder-schedule', THRESHOLD_SCHEDULES))
+    .option('--kv-strategy <name>', `key/values of decoder layers a token skipped: ${KV_STRATEGIES.join(' | ')} (drop = official)`, parseChoice('--kv-strategy', KV_STRATEGIES), CAPTION_DECODING.kvStrategy)
+    .option('--exit-granularity <name>', `decoder exit decision: token (each beam on its own) | step (one per step for all beams, official)`, parseChoice('--exit-granularity', EXIT_GRANULARITIES), CAPTION_DECODING.exitGranularity)
+    .option('--beam-size <n>', 'beam search width (captions; 1 = greedy)', parseInteger('--beam-size', 1), CAPTION_DECODING.beamSize)
+    .option('--no-repeat-ngram-size <n>', 'forbid repeating n-grams (captions; 0 = allow)', parseInteger('--no-repeat-ngram-size', 0), CAPTION_DECODING.noRepeatNgramSize)
+    .option('--max-length <n>', `caption tokens at most before the forced end token (default ${CAPTION_DECODING.maxLength}, capped by the model)`, parseInteger('--max-length', 1))
+    .option('--length-penalty <x>', 'beams compete on log p / length^x (captions)', parseNumber('--length-penalty'), CAPTION_DECODING.lengthPenalty)
     .option('--threads <n>', 'ONNX Runtime intra-op threads', parseInteger('--threads', 1))
     .option('--json', 'print the result with its telemetry as JSON')
     .action(async (raw: Record<string, unknown>) => {
@@ -32,8 +36,10 @@ export function registerPredictCommand(program: Command): void {
         const options: InferenceOptions = {
           imageThreshold: raw.imageThreshold as number | undefined, textThreshold: raw.textThreshold as number | undefined,
           jointThreshold: raw.jointThreshold as number | undefined, decoderThreshold: raw.decoderThreshold as number | undefined,
-          decoderSchedule: raw.decaying ? 'decaying' : 'constant', kvStrategy: raw.kvStrategy as InferenceOptions['kvStrategy'],
-          beamSize: raw.beamSize as number, noRepeatNgramSize: raw.noRepeatNgramSize as number, recordSimilarities: Boolean(raw.json),
+          decoderSchedule: raw.decoderSchedule as InferenceOptions['decoderSchedule'], kvStrategy: raw.kvStrategy as InferenceOptions['kvStrategy'],
+          exitGranularity: raw.exitGranularity as InferenceOptions['exitGranularity'], beamSize: raw.beamSize as number,
+          noRepeatNgramSize: raw.noRepeatNgramSize as number, maxLength: raw.maxLength as number | undefined,
+          lengthPenalty: raw.lengthPenalty as number, recordSimilarities: Boolean(raw.json),
         };
         let answer: string;
         let telemetry: Telemetry;

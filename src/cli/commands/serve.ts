@@ -2,10 +2,11 @@
 import type { Command } from 'commander';
 import { MuEModel } from '../../runtime/mueModel.js';
 import { DEFAULT_LIMITS, buildServer } from '../../serve/app.js';
+import { addDecodingOptions, decodingFrom } from '../decodingOptions.js';
 import { parseInteger } from '../options.js';
 
 export function registerServeCommand(program: Command): void {
-  program
+  addDecodingOptions(program
     .command('serve')
     .description('serve a model over HTTP (POST /v1/entail, /v1/caption; GET /, /browser/ (the model run in the page), /healthz, /readyz, /metrics)')
     .requiredOption('--model <dir>', 'model directory (checkpoint)')
@@ -17,14 +18,14 @@ export function registerServeCommand(program: Command): void {
     .option('--timeout-ms <ms>', 'per-request deadline (queue + inference); then 503', parseInteger('--timeout-ms', 1), DEFAULT_LIMITS.timeoutMs)
     .option('--max-body-bytes <n>', 'largest request body / uploaded image', parseInteger('--max-body-bytes', 1024), DEFAULT_LIMITS.maxBodyBytes)
     .option('--max-pixels <n>', 'largest image (width × height) before resizing', parseInteger('--max-pixels', 1), DEFAULT_LIMITS.maxPixels)
-    .option('--threads <n>', 'ONNX Runtime intra-op threads', parseInteger('--threads', 1))
+    .option('--threads <n>', 'ONNX Runtime intra-op threads', parseInteger('--threads', 1)))
     .action(async (raw: Record<string, unknown>) => {
       if ((raw.port as number) > 65535) throw new Error(`--port must be at most 65535 (got ${raw.port as number})`);
       const model = await MuEModel.load(raw.model as string, { threads: raw.threads as number | undefined });
       const { app, batcher } = await buildServer(model, {
         maxBatch: raw.maxBatch as number, maxWaitMs: raw.maxWaitMs as number, maxQueue: raw.maxQueue as number,
         timeoutMs: raw.timeoutMs as number, maxBodyBytes: raw.maxBodyBytes as number, maxPixels: raw.maxPixels as number,
-      }, raw.model as string);
+      }, { decoding: decodingFrom(raw), modelDirectory: raw.model as string });
       const address = await app.listen({ host: raw.host as string, port: raw.port as number });
       console.log(`mue serve: ${model.task} model ${raw.model as string} listening on ${address}`);
       await new Promise<void>((resolve) => {
