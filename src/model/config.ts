@@ -68,10 +68,19 @@ export function presetConfig(
   return validateConfig({ ...DEFAULT_SEQUENCE_CONFIG, ...shape, vocabSize, ...overrides });
 }
 
+/** Refuses a config of another model family (config.json `family`; absent means mue's own). */
+export function checkMueFamily(config: Record<string, unknown>): void {
+  if (config.family === 'ofa') {
+    throw new Error('this is an OFA-family model (written by mue convert-ofa): predict, eval, calibrate and serve do not run that family yet; mue verify-ofa checks it against the official code (docs/ofa.md)');
+  }
+  if (config.family !== undefined && config.family !== 'mue') throw new Error(`model config: unknown model family ${JSON.stringify(config.family)}`);
+}
+
 /** Checks a config (e.g. parsed from config.json); throws naming the first bad field. */
 export function validateConfig(raw: unknown): ModelConfig {
   if (typeof raw !== 'object' || raw === null) throw new Error('model config must be a JSON object');
   const config = raw as Record<string, unknown>;
+  checkMueFamily(config);
   const positiveIntegers = [
     'vocabSize', 'dim', 'ffnDim', 'heads', 'encoderLayers', 'decoderLayers',
     'imageSize', 'patchSize', 'maxTextLength', 'maxTargetLength',

@@ -3,7 +3,7 @@
 // (checkpoint.ts) and the browser loader (fetch) both end here, so both validate alike.
 import { tokenizerFromJSON } from '../data/hfTokenizer.js';
 import type { TextTokenizer } from '../data/tokenizer.js';
-import { type ModelConfig, validateConfig } from './config.js';
+import { checkMueFamily, type ModelConfig, validateConfig } from './config.js';
 import { parameterSpecs } from './parameters.js';
 import { decodeSafetensors, type NamedArray } from './safetensors.js';
 
@@ -41,6 +41,7 @@ export function parseModelFiles(files: ModelFiles): ParsedModel {
   const rawConfig = jsonObject(files.config, FILES.config);
   const task = rawConfig.task as Task;
   if (!TASKS.includes(task)) throw new Error(`${FILES.config}: "task" must be one of ${TASKS.join(', ')} (got ${JSON.stringify(rawConfig.task)})`);
+  checkMueFamily(rawConfig);
   if (rawConfig.mue_format_version !== CHECKPOINT_FORMAT_VERSION) {
     throw new Error(`${FILES.config}: unsupported mue_format_version ${JSON.stringify(rawConfig.mue_format_version)} (expected ${CHECKPOINT_FORMAT_VERSION})`);
   }
