@@ -272,10 +272,11 @@ describe('HTTP API', () => {
   });
 
   test('mue serve finishes in-flight requests on SIGTERM, then exits 0', async () => {
-    const server = await startServer(['--model', veDir, '--max-wait-ms', '100']);
+    const server = await startServer(['--model', veDir, '--max-wait-ms', '1000']);
     const body = JSON.stringify({ image: png.toString('base64'), hypothesis: 'a circle' });
     const inFlight = Array.from({ length: 4 }, () => fetch(`${server.url}/v1/entail`, { method: 'POST', headers: { 'content-type': 'application/json' }, body }));
-    await delay(30); // the requests are waiting in the 100 ms batching window
+    // SIGTERM once all four wait in the 1 s batching window (received in full, so each must get its answer).
+    while (!/^mue_queue_depth 4$/m.test(await (await fetch(`${server.url}/metrics`)).text())) await delay(5);
     const exitCode = server.stop();
     const responses = await Promise.all(inFlight);
     assert.deepEqual(responses.map((response) => response.status), [200, 200, 200, 200]);

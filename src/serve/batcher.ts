@@ -26,6 +26,8 @@ export interface Batched<Output> {
 
 export class QueueFullError extends Error {}
 export class RequestTimeoutError extends Error {}
+/** A queued request that shutdown gave up on before it ran. */
+export class ShuttingDownError extends Error {}
 
 interface Pending<Input, Output> {
   input: Input;
@@ -58,6 +60,22 @@ export class DynamicBatcher<Options, Input, Output> {
   /** Resolves once no batch is running and none is queued (graceful shutdown awaits it). */
   async drain(): Promise<void> {
     while (this.running || this.queued > 0) await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+
+  /** Rejects every request still waiting (not the batch running) with `error`: the end of a bounded shutdown drain. Returns how many. */
+  rejectQueued(error: Error): number {
+    let rejected = 0;
+    for (const group of this.groups.values()) {
+      for (const item of group.items) {
+        settle(item, (pending) => pending.reject(error));
+        rejected++;
+      }
+    }
+    this.groups.clear();
+    this.queued = 0;
+    clearTimeout(this.wakeTimer);
+    this.wakeTimer = undefined;
+    return rejected;
   }
 
   /** Requests waiting for a batch (not counting the one running). */
