@@ -5,7 +5,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -15,57 +14,17 @@ import { encodePng } from '../src/data/png.js';
 import { veExample } from '../src/data/sceneworld.js';
 import { MuEModel } from '../src/runtime/mueModel.js';
 import { DEFAULT_LIMITS, buildServer, type MueServer, type ServeLimits } from '../src/serve/app.js';
+import { protocolRequests, sendRaw, stillHealthy } from '../scripts/fuzz.js';
+import { jsonError, rawExchange, type RawAnswer } from '../scripts/serveHarness.js';
 import { saveRandomCheckpoint } from './helpers.js';
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-interface RawAnswer { status: number; headers: string; body: string; answeredAfterMs: number | undefined; closedAfterMs: number | undefined }
-
-/**
- * Writes `data` on a fresh connection and collects the answer, until the server closes the
- * connection (or `waitMs`); with `untilClose` false, until the response is complete.
- */
-function rawExchange(port: number, data: string | Buffer, waitMs = 2000, untilClose = true): Promise<RawAnswer> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    const started = performance.now();
-    const chunks: Buffer[] = [];
-    let answeredAfterMs: number | undefined;
-    const parse = () => {
-      const text = Buffer.concat(chunks).toString('latin1');
-      const split = text.indexOf('\r\n\r\n');
-      return split < 0 ? { headers: text, body: '' } : { headers: text.slice(0, split), body: text.slice(split + 4) };
-    };
-    const complete = ({ headers, body }: { headers: string; body: string }) => {
-      const length = /content-length: (\d+)/i.exec(headers)?.[1];
-      return length !== undefined ? Buffer.byteLength(body, 'latin1') >= Number(length) : /transfer-encoding: chunked/i.test(headers) && body.endsWith('0\r\n\r\n');
-    };
-    const finish = (closedAfterMs: number | undefined) => {
-      clearTimeout(timer);
-      const { headers, body } = parse();
-      resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(headers)?.[1] ?? 0), headers, body, answeredAfterMs, closedAfterMs });
-      socket.destroy();
-    };
-    const timer = setTimeout(() => finish(undefined), waitMs);
-    socket.on('data', (chunk) => {
-      chunks.push(chunk);
-      if (complete(parse())) {
-        answeredAfterMs ??= performance.now() - started;
-        if (!untilClose) finish(undefined);
-      }
-    });
-    socket.on('error', () => {});
-    socket.on('close', () => finish(performance.now() - started));
-    socket.write(data);
-  });
-}
-
-/** The JSON {error} message of a raw answer (a body that is not JSON fails the test). */
+/** The JSON {error} message of a raw answer (anything else fails the test). */
 function errorOf(answer: RawAnswer): string {
-  const body = /transfer-encoding: chunked/i.test(answer.headers) ? answer.body.split('\r\n')[1]! : answer.body;
-  const message = (JSON.parse(body) as { error?: unknown }).error;
-  assert.equal(typeof message, 'string', `a JSON {error} body: ${answer.body}`);
-  return message as string;
+  const message = jsonError(answer);
+  assert.ok(message !== undefined, `a JSON {error} body: ${answer.headers}\n${answer.body}`);
+  return message;
 }
 
 describe('server hardening', () => {
@@ -133,13 +92,20 @@ describe('server hardening', () => {
       ['bad URL escape', 'GET /v1/example?index=%zz HTTP/1.1\r\nHost: test\r\n\r\n', 400, /index must be an integer/],
     ];
     for (const [name, request, status, message] of cases) {
-      const answer = await rawExchange(port, request, 2000, false);
+      const answer = await rawExchange(port, request, { untilClose: false });
       assert.equal(answer.status, status, `${name}: ${answer.headers}\n${answer.body}`);
       assert.match(answer.headers, /content-type: application\/json/i, name);
       assert.match(errorOf(answer), message, name);
     }
-    const identity = await rawExchange(port, post(jsonBody, 'Content-Encoding: identity\r\n'), 2000, false);
+    const identity = await rawExchange(port, post(jsonBody, 'Content-Encoding: identity\r\n'), { untilClose: false });
     assert.equal(identity.status, 200, `identity encoding is accepted: ${identity.body}`);
+  });
+
+  test('protocol-level fuzz cases (broken framing, huge headers, HTTP/2 preface, …) all get a JSON 4xx', async () => {
+    const { url } = await serve();
+    const outcome = await sendRaw(url, protocolRequests());
+    assert.deepEqual(outcome.failures, []);
+    assert.ok(await stillHealthy(url));
   });
 
   test('thresholds accept only plain decimals; a deeply nested value is a 400, not a stack overflow', async () => {
@@ -189,13 +155,13 @@ describe('server hardening', () => {
 
   test('shutdown: requests received before it are answered, later ones get 503 + Retry-After, a stalled client is closed, all within the drain bound', async () => {
     const { server, url, port } = await serve({ maxWaitMs: 400, drainTimeoutMs: 2000, headersTimeoutMs: 60_000, bodyTimeoutMs: 60_000 });
-    const stalled = rawExchange(port, post(jsonBody).slice(0, -50), 10_000);
-    const received = Array.from({ length: 3 }, () => rawExchange(port, post(jsonBody), 10_000));
+    const stalled = rawExchange(port, post(jsonBody).slice(0, -50), { waitMs: 10_000 });
+    const received = Array.from({ length: 3 }, () => rawExchange(port, post(jsonBody), { waitMs: 10_000 }));
     while (await queueDepth(url) < 3) await delay(5);
     const started = performance.now();
     const shutdown = server.shutDown();
     await delay(50);
-    const late = await rawExchange(port, post(jsonBody), 5000);
+    const late = await rawExchange(port, post(jsonBody), { waitMs: 5000 });
     const report = await shutdown;
     const seconds = (performance.now() - started) / 1000;
     for (const answer of await Promise.all(received)) {
@@ -213,7 +179,7 @@ describe('server hardening', () => {
 
   test('shutdown deadline: requests still queued get 503 + Retry-After, none is reset', async () => {
     const { server, url, port } = await serve({ maxWaitMs: 5000, drainTimeoutMs: 300 });
-    const queued = Array.from({ length: 3 }, () => rawExchange(port, post(jsonBody), 10_000));
+    const queued = Array.from({ length: 3 }, () => rawExchange(port, post(jsonBody), { waitMs: 10_000 }));
     while (await queueDepth(url) < 3) await delay(5);
     const report = await server.shutDown();
     assert.equal(report.abandonedQueued, 3);
