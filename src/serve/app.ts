@@ -9,7 +9,7 @@ import type { CaptionResult, EntailResult, ExitThresholds, MuEModel } from '../r
 import { DynamicBatcher, QueueFullError, RequestTimeoutError, ShuttingDownError, type BatcherLimits } from './batcher.js';
 import { ServerMetrics } from './metrics.js';
 import { guardProtocol, protocolOptions, type ConnectionTimeouts } from './protocol.js';
-import { drainAndClose, type DrainReport } from './shutdown.js';
+import { ConnectionTracker, drainAndClose, type DrainReport } from './shutdown.js';
 import { FORM_LIMITS, HttpError, fromJsonBody, fromMultipart, validateRequest, type InferenceRequest, type ServeTask } from './requests.js';
 
 export interface ServeLimits extends BatcherLimits, ConnectionTimeouts {
@@ -26,7 +26,7 @@ export const DEFAULT_LIMITS: ServeLimits = {
   headersTimeoutMs: 10_000, bodyTimeoutMs: 30_000, idleTimeoutMs: 5_000, drainTimeoutMs: 10_000,
 };
 
-/** After a shutdown signal the server keeps accepting this long (answering 503), so requests already sent are read, not reset. */
+/** After a shutdown signal the server keeps accepting at least this long (answering 503), so requests already on their way are read, not reset. */
 export const SHUTDOWN_GRACE_MS = 300;
 
 /** Seconds a client should wait after a 503 before retrying. */
@@ -72,13 +72,20 @@ export async function buildServer(model: MuEModel, limits: ServeLimits = DEFAULT
     isPartAFile: (fieldName: string | undefined, contentType: string | undefined, fileName: string | undefined) => fieldName === 'image' || fileName !== undefined || contentType === 'application/octet-stream',
   });
 
-  // Requests started and not yet answered, for the shutdown drain; counted before any other hook can answer.
-  let inFlight = 0;
-  app.addHook('onRequest', async (_request, reply) => {
-    inFlight++;
+  const connections = new ConnectionTracker(app.server);
+  // Requests started and not yet answered, for the shutdown drain; tracked before any other hook can answer.
+  const unanswered = new Set<FastifyRequest['raw']>();
+  app.addHook('onRequest', async (request, reply) => {
+    unanswered.add(request.raw);
     // 'close' comes once the response is sent or the connection is gone.
-    reply.raw.once('close', () => inFlight--);
+    reply.raw.once('close', () => unanswered.delete(request.raw));
   });
+  /** Unanswered requests whose bytes all arrived (`complete`: the body too); a stalled upload does not hold the drain. */
+  const receivedUnanswered = () => {
+    let count = 0;
+    for (const raw of unanswered) if (raw.complete) count++;
+    return count;
+  };
   guardProtocol(app);
 
   let closing = false;
@@ -160,11 +167,11 @@ export async function buildServer(model: MuEModel, limits: ServeLimits = DEFAULT
   const shutDown = () => drainAndClose({
     server: app.server,
     refuseNewRequests: () => { closing = true; },
-    inFlight: () => inFlight,
-    abandonQueued: () => batcher.rejectQueued(new ShuttingDownError('the server is shutting down; this request was not run')),
+    receivedUnanswered,
+    stopQueue: () => batcher.stop(new ShuttingDownError('the server is shutting down; this request was not run')),
     batchesDone: () => batcher.drain(),
     close: () => app.close(),
-  }, { graceMs: SHUTDOWN_GRACE_MS, drainTimeoutMs });
+  }, connections, { graceMs: SHUTDOWN_GRACE_MS, drainTimeoutMs });
   return { app, batcher, metrics, shutDown };
 }
 

@@ -46,6 +46,7 @@ export class DynamicBatcher<Options, Input, Output> {
   private queued = 0;
   private running = false;
   private wakeTimer: NodeJS.Timeout | undefined;
+  private stopped: Error | undefined;
 
   constructor(
     private readonly runBatch: RunBatch<Options, Input, Output>,
@@ -62,8 +63,12 @@ export class DynamicBatcher<Options, Input, Output> {
     while (this.running || this.queued > 0) await new Promise((resolve) => setTimeout(resolve, 5));
   }
 
-  /** Rejects every request still waiting (not the batch running) with `error`: the end of a bounded shutdown drain. Returns how many. */
-  rejectQueued(error: Error): number {
+  /**
+   * The end of a bounded shutdown drain: rejects every request still waiting (not the batch
+   * running) and every later submit with `error`. Returns how many were waiting.
+   */
+  stop(error: Error): number {
+    this.stopped = error;
     let rejected = 0;
     for (const group of this.groups.values()) {
       for (const item of group.items) {
@@ -85,6 +90,7 @@ export class DynamicBatcher<Options, Input, Output> {
 
   /** Queues one request; `options` must be a plain JSON-able object (its JSON is the grouping key). */
   submit(options: Options, input: Input): Promise<Batched<Output>> {
+    if (this.stopped) return Promise.reject(this.stopped);
     if (this.queued >= this.limits.maxQueue) return Promise.reject(new QueueFullError(`the queue is full (${this.limits.maxQueue} requests waiting)`));
     const key = JSON.stringify(options);
     return new Promise((resolve, reject) => {

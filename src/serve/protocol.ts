@@ -48,6 +48,8 @@ export function protocolOptions(timeouts: ConnectionTimeouts): FastifyHttpOption
   return {
     // Node applies requestTimeout to the whole request (headers and body) and headersTimeout to the headers; both answer 408.
     requestTimeout: bodyTimeoutMs,
+    // While closing, requests go through the app's own 503 (with Retry-After and a JSON body), not Fastify's.
+    return503OnClosing: false,
     keepAliveTimeout: idleTimeoutMs,
     http: { headersTimeout: headersTimeoutMs, connectionsCheckingInterval: timeoutCheckIntervalMs(timeouts), requireHostHeader: false },
     clientErrorHandler: (error: NodeJS.ErrnoException, socket: Duplex) => {

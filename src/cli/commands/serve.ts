@@ -56,8 +56,12 @@ export function registerServeCommand(program: Command): void {
       console.log(`mue serve: ${model.task} model ${raw.model as string} listening on ${address}`);
       await new Promise<void>((resolve) => {
         let stopping = false;
+        // A repeated signal must not kill the drain half-way (the default action once no listener is left), so listeners stay.
         const onSignal = (signal: string) => {
-          if (stopping) return;
+          if (stopping) {
+            console.log(`mue serve: ${signal} again, still draining (bounded by --drain-timeout-ms)`);
+            return;
+          }
           stopping = true;
           console.log(`mue serve: ${signal}, finishing in-flight requests (at most ${limits.drainTimeoutMs} ms)`);
           // shutDown() waits for the batch still running, so the model is never disposed under it.
@@ -71,8 +75,8 @@ export function registerServeCommand(program: Command): void {
             resolve();
           });
         };
-        process.once('SIGTERM', onSignal);
-        process.once('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
+        process.on('SIGINT', onSignal);
       });
       console.log('mue serve: stopped');
     });
