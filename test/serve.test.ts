@@ -95,6 +95,19 @@ describe('DynamicBatcher', () => {
     assert.equal(finished, true);
   });
 
+  test('stop() rejects the queued requests and later submits, and lets the running batch finish', async () => {
+    const { batcher, batches } = recordingBatcher({ maxBatch: 1, maxWaitMs: 0 }, 40);
+    const running = batcher.submit({ t: 1 }, 1);
+    const queued = [batcher.submit({ t: 1 }, 2), batcher.submit({ t: 1 }, 3)].map((request) => request.then(() => 'answered', (error: Error) => error.message));
+    await delay(5);
+    assert.equal(batcher.stop(new Error('stopping')), 2);
+    assert.equal((await running).output, 10);
+    assert.deepEqual(await Promise.all(queued), ['stopping', 'stopping']);
+    await assert.rejects(batcher.submit({ t: 1 }, 4), /stopping/);
+    await batcher.drain();
+    assert.deepEqual(batches.map((batch) => batch.inputs), [[1]]);
+  });
+
   test('limits are validated', () => {
     assert.throws(() => new DynamicBatcher(async () => [], { maxBatch: 0, maxWaitMs: 0, maxQueue: 1, timeoutMs: 1 }), /maxBatch must be ≥ 1/);
   });
