@@ -207,7 +207,7 @@ describe('server hardening', () => {
     process.kill(pid, 'SIGCONT');
     const exitCode = await server.stop();
     const statuses = (await Promise.all(answers)).map((answer) => (answer.answeredAfterMs === undefined ? `no answer (${answer.errorCode})` : answer.status === 503 && /retry-after: 1/i.test(answer.headers) ? '503' : String(answer.status)));
-    assert.deepEqual(statuses.filter((status) => status !== '200' && status !== '503'), [], statuses.join(', '));
+    assert.deepEqual(statuses.filter((status) => status !== '200' && status !== '503'), [], `${statuses.join(', ')}\n${server.output()}`);
     assert.equal(exitCode, 0, server.output());
   });
 

@@ -50,14 +50,20 @@ export function registerServeCommand(program: Command): void {
       if (limits.headersTimeoutMs > limits.bodyTimeoutMs) {
         throw new Error(`--headers-timeout-ms (${limits.headersTimeoutMs}) must not exceed --body-timeout-ms (${limits.bodyTimeoutMs})`);
       }
+      // Signals are caught from here on: one arriving while the model loads, or between the
+      // "listening" line and the end of this function, must start the drain, not kill the process.
+      // A repeated signal must not kill the drain half-way either, so the listeners stay.
+      let signalled: string | undefined;
+      let onSignal = (signal: string) => { signalled ??= signal; };
+      process.on('SIGTERM', (signal) => onSignal(signal));
+      process.on('SIGINT', (signal) => onSignal(signal));
       const model = await MuEModel.load(raw.model as string, { threads: raw.threads as number | undefined });
       const { app, shutDown } = await buildServer(model, limits);
       const address = await app.listen({ host: raw.host as string, port: raw.port as number });
       console.log(`mue serve: ${model.task} model ${raw.model as string} listening on ${address}`);
       await new Promise<void>((resolve) => {
         let stopping = false;
-        // A repeated signal must not kill the drain half-way (the default action once no listener is left), so listeners stay.
-        const onSignal = (signal: string) => {
+        onSignal = (signal: string) => {
           if (stopping) {
             console.log(`mue serve: ${signal} again, still draining (bounded by --drain-timeout-ms)`);
             return;
@@ -75,8 +81,7 @@ export function registerServeCommand(program: Command): void {
             resolve();
           });
         };
-        process.on('SIGTERM', onSignal);
-        process.on('SIGINT', onSignal);
+        if (signalled !== undefined) onSignal(signalled);
       });
       console.log('mue serve: stopped');
     });
