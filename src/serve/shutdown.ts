@@ -2,8 +2,8 @@
 // timeout checks, stops accepting at once (connections still in the kernel's accept queue are
 // reset) and destroys keep-alive connections that look idle even when a request sits unread in
 // their socket buffer: under load, clients saw ECONNRESET. So, by event-loop turns rather than
-// wall time (a busy loop accepts and reads late; measured: a queue of 172 connections took
-// over 20 turns to accept, a few to a few dozen per turn):
+// wall time (a busy loop accepts and reads late; measured on Node 20: a queue of 172
+// connections was accepted a few to a few dozen per turn, over more than ten turns):
 // 1. answer every new request 503 + Retry-After with `Connection: close`;
 // 2. keep accepting until QUIET_TURNS turns in a row bring no new connection (and at least the
 //    grace period; a stream of reconnecting clients keeps it going until the deadline);
