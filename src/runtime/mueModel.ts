@@ -2,9 +2,9 @@
 // captions with MuE exits, and report what each answer cost.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { encodeEntailment, entailmentText } from '../data/entailmentPrompt.js';
+import { encodeEntailment, entailmentAnswerIds, entailmentText } from '../data/entailmentPrompt.js';
 import { encodeText, normaliseImage, type RgbPixels } from '../data/preprocess.js';
-import { CAPTION_PROMPT } from '../data/sceneworld.js';
+import { CAPTION_PROMPT, ENTAILMENT_LABELS } from '../data/sceneworld.js';
 import type { TextTokenizer } from '../data/tokenizer.js';
 import { loadCheckpoint, type Task } from '../model/checkpoint.js';
 import { imagePatchCount, type ModelConfig } from '../model/config.js';
@@ -18,7 +18,7 @@ import { LayerRunner } from './layerRunner.js';
 import { answerAtPrompt } from './promptAnswer.js';
 import { concatSequences } from './rows.js';
 
-export const ENTAILMENT_ANSWERS = ['yes', 'no', 'maybe'] as const;
+export const ENTAILMENT_ANSWERS = ENTAILMENT_LABELS;
 export type EntailmentAnswer = (typeof ENTAILMENT_ANSWERS)[number];
 
 /** Calibrated thresholds stored beside the weights (written by `mue calibrate`). */
@@ -106,7 +106,7 @@ export class MuEModel {
    * models answer at the end of the decoder prompt, 'bos' models at the first decoder position.
    */
   async entailBatch(inputs: EntailInput[], options: InferenceOptions = {}): Promise<EntailResult[]> {
-    const answerIds = ENTAILMENT_ANSWERS.map((word) => this.tokenizer.idOf(word));
+    const answerIds = entailmentAnswerIds(this.tokenizer, this.config.veFormulation); // in ENTAILMENT_ANSWERS order
     for (const input of inputs) encodeEntailment(this.tokenizer, this.config.veFormulation, input.hypothesis, input.premise, this.config.maxTextLength);
     const questions = inputs.map((input) => ({ image: input.image, text: this.entailmentText(input) }));
     const runs = await this.run(questions, options, answerIds, 1, this.config.veFormulation === 'prompt');
