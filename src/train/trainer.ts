@@ -4,9 +4,9 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'nod
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { endlessRecords, openDataSource, takeRecords } from '../data/dataSource.js';
-import { VE_FORMULATIONS, type VeFormulation } from '../data/entailmentPrompt.js';
+import { entailmentAnswerIds, VE_FORMULATIONS, type VeFormulation } from '../data/entailmentPrompt.js';
 import { tokenizerFromJSON } from '../data/hfTokenizer.js';
-import { ENTAILMENT_LABELS, sceneWorldTokenizer } from '../data/sceneworld.js';
+import { sceneWorldTokenizer } from '../data/sceneworld.js';
 import type { TextTokenizer } from '../data/tokenizer.js';
 import { initTensorflow, tf } from '../model/backend.js';
 import { FILES, loadCheckpoint, saveCheckpoint, type Task } from '../model/checkpoint.js';
@@ -168,7 +168,7 @@ export async function train(given: TrainOptions, callbacks: TrainCallbacks = {},
     .map((record, visit) => fromTaskRecord(record, visit, config.veFormulation))
     .filter((example) => fitsModel(example, tokenizer, config));
   if (validationExamples.length === 0) throw new Error(`every validation example of ${source.name} is longer than the model's limits (text ${config.maxTextLength}, target ${config.maxTargetLength} tokens)`);
-  const answerIds = options.task === 've' ? ENTAILMENT_LABELS.map((word) => tokenizer.idOf(word)) : [];
+  const answerIds = options.task === 've' ? entailmentAnswerIds(tokenizer, config.veFormulation) : [];
   let lastValidation: ValidationRecord | undefined;
   const save = (step: number) =>
     saveCheckpoint(options.outDir, {
