@@ -2,12 +2,22 @@
 // (8-byte little-endian header size, JSON header {name: {dtype, shape, data_offsets}},
 // raw little-endian data) and no maintained npm package implements it.
 // F16 is stored for shipped models; everything is returned as float32.
+// Integrity: every file mue writes carries the SHA-256 of its data section in the header's
+// __metadata__.sha256, verified on load, and the tensors must tile the data section exactly
+// (no gap, no overlap, nothing after the last tensor), so flipped bits and shifted offsets are
+// errors, not silently different weights. Files without a checksum (written by other tools)
+// still get every structural check; only bit flips inside their data cannot be detected.
+import { createHash } from 'node:crypto';
 
 export type StoredDtype = 'F32' | 'F16';
 export interface NamedArray { shape: number[]; data: Float32Array }
 export interface SafetensorsFile { tensors: Map<string, NamedArray>; metadata: Record<string, string> }
 
 const ALIGNMENT = 8;
+/** Metadata key of the data section's SHA-256 (hex). */
+export const CHECKSUM_KEY = 'sha256';
+
+export const sha256Hex = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
 export function encodeSafetensors(
   tensors: Map<string, NamedArray>,
@@ -15,62 +25,108 @@ export function encodeSafetensors(
 ): Buffer {
   const dtype = options.dtype ?? 'F32';
   const bytesPerValue = dtype === 'F32' ? 4 : 2;
-  const header: Record<string, unknown> = {};
-  if (options.metadata) header.__metadata__ = options.metadata;
+  const entries: Record<string, unknown> = {};
   let offset = 0;
   const names = [...tensors.keys()].sort();
   for (const name of names) {
     const { shape, data } = tensors.get(name)!;
     if (data.length !== shape.reduce((a, b) => a * b, 1)) throw new Error(`tensor "${name}": data length ${data.length} does not match shape [${shape}]`);
-    header[name] = { dtype, shape, data_offsets: [offset, offset + data.length * bytesPerValue] };
+    entries[name] = { dtype, shape, data_offsets: [offset, offset + data.length * bytesPerValue] };
     offset += data.length * bytesPerValue;
   }
-  let headerJson = JSON.stringify(header);
-  // Pad the header with spaces so the data section starts 8-byte aligned (as the spec recommends).
-  headerJson += ' '.repeat((ALIGNMENT - ((8 + Buffer.byteLength(headerJson)) % ALIGNMENT)) % ALIGNMENT);
-  const headerBytes = Buffer.from(headerJson, 'utf8');
-  const out = Buffer.alloc(8 + headerBytes.length + offset);
-  out.writeBigUInt64LE(BigInt(headerBytes.length), 0);
-  headerBytes.copy(out, 8);
-  let position = 8 + headerBytes.length;
+  const dataSection = Buffer.alloc(offset);
+  let position = 0;
   for (const name of names) {
     const { data } = tensors.get(name)!;
     if (dtype === 'F32') {
-      for (let i = 0; i < data.length; i++, position += 4) out.writeFloatLE(data[i]!, position);
+      for (let i = 0; i < data.length; i++, position += 4) dataSection.writeFloatLE(data[i]!, position);
     } else {
-      for (let i = 0; i < data.length; i++, position += 2) out.writeUInt16LE(float32ToFloat16Bits(data[i]!), position);
+      for (let i = 0; i < data.length; i++, position += 2) dataSection.writeUInt16LE(float32ToFloat16Bits(data[i]!), position);
     }
   }
+  return assembleSafetensors(entries, { ...options.metadata, [CHECKSUM_KEY]: sha256Hex(dataSection) }, dataSection);
+}
+
+/** Header size, JSON header (metadata first), data: the file layout of the format. */
+function assembleSafetensors(entries: Record<string, unknown>, metadata: Record<string, string>, dataSection: Uint8Array): Buffer {
+  let headerJson = JSON.stringify({ __metadata__: metadata, ...entries });
+  // Pad the header with spaces so the data section starts 8-byte aligned (as the spec recommends).
+  headerJson += ' '.repeat((ALIGNMENT - ((8 + Buffer.byteLength(headerJson)) % ALIGNMENT)) % ALIGNMENT);
+  const headerBytes = Buffer.from(headerJson, 'utf8');
+  const out = Buffer.alloc(8 + headerBytes.length + dataSection.length);
+  out.writeBigUInt64LE(BigInt(headerBytes.length), 0);
+  headerBytes.copy(out, 8);
+  out.set(dataSection, 8 + headerBytes.length);
   return out;
 }
 
-/** Parses and validates a safetensors buffer; every problem is reported with what is wrong. */
-export function decodeSafetensors(buffer: Buffer, source = 'safetensors file'): SafetensorsFile {
+/**
+ * Adds (or replaces) the checksum and metadata of an existing file without touching its tensor
+ * bytes: how files written before checksums existed are upgraded bit-identically.
+ */
+export function withChecksum(buffer: Buffer, metadata: Record<string, string> = {}, source = 'safetensors file'): Buffer {
+  const { header, dataStart } = readHeader(buffer, source);
+  const { __metadata__: oldMetadata, ...entries } = header;
+  const dataSection = buffer.subarray(dataStart);
+  return assembleSafetensors(entries, { ...(oldMetadata as Record<string, string> | undefined), ...metadata, [CHECKSUM_KEY]: sha256Hex(dataSection) }, dataSection);
+}
+
+function readHeader(buffer: Buffer, source: string): { header: Record<string, unknown>; dataStart: number } {
   if (buffer.length < 8) throw new Error(`${source}: truncated (${buffer.length} bytes, no header size)`);
   const headerSize = Number(buffer.readBigUInt64LE(0));
   if (headerSize > buffer.length - 8) throw new Error(`${source}: truncated (header says ${headerSize} bytes, file has ${buffer.length - 8})`);
-  let header: Record<string, unknown>;
+  let header: unknown;
   try {
     header = JSON.parse(buffer.subarray(8, 8 + headerSize).toString('utf8'));
   } catch {
     throw new Error(`${source}: header is not valid JSON`);
   }
-  const dataStart = 8 + headerSize;
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) throw new Error(`${source}: header is not a JSON object`);
+  return { header: header as Record<string, unknown>, dataStart: 8 + headerSize };
+}
+
+const isIndex = (value: unknown): value is number => typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+
+/** Parses and validates a safetensors buffer; every problem is reported with what is wrong. */
+export function decodeSafetensors(buffer: Buffer, source = 'safetensors file'): SafetensorsFile {
+  const { header, dataStart } = readHeader(buffer, source);
   const dataLength = buffer.length - dataStart;
-  const tensors = new Map<string, NamedArray>();
-  let metadata: Record<string, string> = {};
+  const metadataEntry = header.__metadata__ ?? {};
+  if (typeof metadataEntry !== 'object' || metadataEntry === null || Object.values(metadataEntry).some((value) => typeof value !== 'string')) {
+    throw new Error(`${source}: __metadata__ must map names to strings`);
+  }
+  const metadata = metadataEntry as Record<string, string>;
+  const layout: Array<{ name: string; dtype: StoredDtype; shape: number[]; begin: number; end: number }> = [];
   for (const [name, entry] of Object.entries(header)) {
-    if (name === '__metadata__') {
-      metadata = entry as Record<string, string>;
-      continue;
-    }
-    const { dtype, shape, data_offsets: offsets } = entry as { dtype: string; shape: number[]; data_offsets: [number, number] };
-    if (dtype !== 'F32' && dtype !== 'F16') throw new Error(`${source}: tensor "${name}" has unsupported dtype ${dtype}`);
-    const count = shape.reduce((a, b) => a * b, 1);
-    const bytesPerValue = dtype === 'F32' ? 4 : 2;
-    const [begin, end] = offsets;
-    if (end - begin !== count * bytesPerValue) throw new Error(`${source}: tensor "${name}" byte range does not match its shape [${shape}]`);
+    if (name === '__metadata__') continue;
+    const { dtype, shape, data_offsets: offsets } = (entry ?? {}) as { dtype: unknown; shape: unknown; data_offsets: unknown };
+    if (dtype !== 'F32' && dtype !== 'F16') throw new Error(`${source}: tensor "${name}" has unsupported dtype ${JSON.stringify(dtype)}`);
+    if (!Array.isArray(shape) || !shape.every(isIndex)) throw new Error(`${source}: tensor "${name}" has a malformed shape`);
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isIndex)) throw new Error(`${source}: tensor "${name}" has malformed data_offsets`);
+    const [begin, end] = offsets as [number, number];
+    const count = shape.reduce((a: number, b: number) => a * b, 1);
+    if (end - begin !== count * (dtype === 'F32' ? 4 : 2)) throw new Error(`${source}: tensor "${name}" byte range does not match its shape [${shape}]`);
     if (end > dataLength) throw new Error(`${source}: truncated (tensor "${name}" ends at byte ${end}, data has ${dataLength})`);
+    layout.push({ name, dtype, shape, begin, end });
+  }
+  // The tensors must tile the data section: a shifted offset leaves a gap or an overlap.
+  layout.sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let expectedBegin = 0;
+  for (const { name, begin, end } of layout) {
+    if (begin !== expectedBegin) {
+      throw new Error(`${source}: tensor "${name}" data_offsets [${begin}, ${end}] ${begin < expectedBegin ? 'overlap the previous tensor' : 'leave a gap after the previous tensor'} (shifted or corrupted offsets)`);
+    }
+    expectedBegin = end;
+  }
+  if (expectedBegin !== dataLength) throw new Error(`${source}: ${dataLength - expectedBegin} bytes after the last tensor (corrupted offsets or appended data)`);
+  const storedChecksum = metadata[CHECKSUM_KEY];
+  if (storedChecksum !== undefined) {
+    const actual = sha256Hex(buffer.subarray(dataStart));
+    if (actual !== storedChecksum) throw new Error(`${source}: checksum mismatch, the tensor data is corrupted (SHA-256 ${actual.slice(0, 12)}…, header says ${storedChecksum.slice(0, 12)}…)`);
+  }
+  const tensors = new Map<string, NamedArray>();
+  for (const { name, dtype, shape, begin } of layout) {
+    const count = shape.reduce((a, b) => a * b, 1);
     const data = new Float32Array(count);
     const base = dataStart + begin;
     if (dtype === 'F32') for (let i = 0; i < count; i++) data[i] = buffer.readFloatLE(base + 4 * i);

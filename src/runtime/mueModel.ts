@@ -1,6 +1,7 @@
 // The public inference API: load a checkpoint, answer entailment questions and write
 // captions with MuE exits, and report what each answer cost.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { readFileBounded } from '../data/boundedRead.js';
 import { join } from 'node:path';
 import { encodeText, normaliseImage, type RgbPixels } from '../data/preprocess.js';
 import { CAPTION_PROMPT } from '../data/sceneworld.js';
@@ -21,6 +22,8 @@ export type EntailmentAnswer = (typeof ENTAILMENT_ANSWERS)[number];
 
 /** Calibrated thresholds stored beside the weights (written by `mue calibrate`). */
 export const EXITS_FILE = 'exits.json';
+/** Widest beam search: memory grows with beams × vocabulary × length, and wider beams stop helping long before this. */
+export const MAX_BEAM_SIZE = 64;
 
 export interface ExitThresholds {
   imageThreshold: number;
@@ -121,7 +124,8 @@ export class MuEModel {
     const kvStrategy = options.kvStrategy ?? 'propagate';
     if (!KV_STRATEGIES.includes(kvStrategy)) throw new Error(`kvStrategy must be one of ${KV_STRATEGIES.join(', ')} (got ${kvStrategy})`);
     const beamSize = options.beamSize ?? 1;
-    if (!Number.isInteger(beamSize) || beamSize < 1) throw new Error(`beamSize must be a positive integer (got ${beamSize})`);
+    const beamLimit = Math.min(MAX_BEAM_SIZE, this.config.vocabSize);
+    if (!Number.isInteger(beamSize) || beamSize < 1 || beamSize > beamLimit) throw new Error(`beamSize must be an integer from 1 to ${beamLimit} (got ${beamSize})`);
     const noRepeatNgramSize = options.noRepeatNgramSize ?? 0;
     if (!Number.isInteger(noRepeatNgramSize) || noRepeatNgramSize < 0) throw new Error(`noRepeatNgramSize must be a non-negative integer (got ${noRepeatNgramSize})`);
     const lengthPenalty = options.lengthPenalty ?? 1;
@@ -219,13 +223,22 @@ export class MuEModel {
   }
 }
 
+/** exits.json is a few hundred bytes; anything near this is not one. */
+const MAX_EXITS_FILE_BYTES = 1024 * 1024;
+
 /** exits.json if present and valid, else full depth. */
 export function readExitThresholds(directory: string): ExitThresholds {
   const path = join(directory, EXITS_FILE);
   if (!existsSync(path)) return { ...FULL_DEPTH };
   let raw: Record<string, unknown>;
+  let text: string;
   try {
-    raw = JSON.parse(readFileSync(path, 'utf8'));
+    text = readFileBounded(path, MAX_EXITS_FILE_BYTES).toString('utf8');
+  } catch (error) {
+    throw new Error(`${path}: cannot read it: ${(error as Error).message}`);
+  }
+  try {
+    raw = JSON.parse(text);
   } catch {
     throw new Error(`${EXITS_FILE} is not valid JSON`);
   }

@@ -2,8 +2,11 @@
 import type { Command } from 'commander';
 import { loadImageFile } from '../../data/image.js';
 import { KV_STRATEGIES } from '../../runtime/decoderExits.js';
-import { MuEModel, type InferenceOptions, type Telemetry } from '../../runtime/mueModel.js';
-import { parseChoice, parseInteger, parseNumber } from '../options.js';
+import { MAX_BEAM_SIZE, MuEModel, type InferenceOptions, type Telemetry } from '../../runtime/mueModel.js';
+import { integerOption, MAX_THREADS, numberOption, parseChoice, THRESHOLD_RANGE } from '../options.js';
+
+/** Longer n-grams than any model's output are meaningless. */
+const MAX_NGRAM_SIZE = 64;
 
 export function registerPredictCommand(program: Command): void {
   program
@@ -13,15 +16,15 @@ export function registerPredictCommand(program: Command): void {
     .requiredOption('--image <file>', 'JPEG, PNG or WebP image (any size: shorter side scaled to the model\'s, centre-cropped)')
     .option('--text <hypothesis>', 'hypothesis (ve models)')
     .option('--task <task>', 've | caption (default: the model\'s task)', parseChoice('--task', ['ve', 'caption'] as const))
-    .option('--image-threshold <x>', 'image-stream exit threshold in [-1, 1] (default: exits.json, else 1 = full depth)', parseNumber('--image-threshold'))
-    .option('--text-threshold <x>', 'text-stream exit threshold', parseNumber('--text-threshold'))
-    .option('--joint-threshold <x>', 'joint-encoder exit threshold (joint models)', parseNumber('--joint-threshold'))
-    .option('--decoder-threshold <x>', 'per-token decoder exit threshold', parseNumber('--decoder-threshold'))
+    .addOption(numberOption('--image-threshold <x>', 'image-stream exit threshold (default: exits.json, else 1 = full depth)', THRESHOLD_RANGE))
+    .addOption(numberOption('--text-threshold <x>', 'text-stream exit threshold', THRESHOLD_RANGE))
+    .addOption(numberOption('--joint-threshold <x>', 'joint-encoder exit threshold (joint models)', THRESHOLD_RANGE))
+    .addOption(numberOption('--decoder-threshold <x>', 'per-token decoder exit threshold', THRESHOLD_RANGE))
     .option('--decaying', 'decoder threshold decays with position (CALM-style schedule)')
     .option('--kv-strategy <name>', `skipped-layer key/values: ${KV_STRATEGIES.join(' | ')}`, parseChoice('--kv-strategy', KV_STRATEGIES), 'propagate')
-    .option('--beam-size <n>', 'beam search width (captions)', parseInteger('--beam-size', 1), 1)
-    .option('--no-repeat-ngram-size <n>', 'forbid repeating n-grams (captions)', parseInteger('--no-repeat-ngram-size', 0), 0)
-    .option('--threads <n>', 'ONNX Runtime intra-op threads', parseInteger('--threads', 1))
+    .addOption(integerOption('--beam-size <n>', 'beam search width (captions; at most the model\'s vocabulary)', 1, MAX_BEAM_SIZE, 1))
+    .addOption(integerOption('--no-repeat-ngram-size <n>', 'forbid repeating n-grams (captions; 0 = allow)', 0, MAX_NGRAM_SIZE, 0))
+    .addOption(integerOption('--threads <n>', 'ONNX Runtime intra-op threads', 1, MAX_THREADS))
     .option('--json', 'print the result with its telemetry as JSON')
     .action(async (raw: Record<string, unknown>) => {
       const model = await MuEModel.load(raw.model as string, { threads: raw.threads as number | undefined });

@@ -4,12 +4,13 @@ import { DATA_SPEC_HELP } from '../../data/dataSource.js';
 import { loadCheckpoint, TASKS } from '../../model/checkpoint.js';
 import { PRESETS } from '../../model/config.js';
 import { LOSS_MODES } from '../../train/loss.js';
-import { DEFAULT_TRAIN_OPTIONS, train, type TrainOptions } from '../../train/trainer.js';
-import { parseChoice, parseInteger, parseNumber } from '../options.js';
+import { DEFAULT_TRAIN_OPTIONS, TRAIN_OPTION_LIMITS, train, type TrainOptions } from '../../train/trainer.js';
+import { integerOption, numberOption, parseChoice } from '../options.js';
 import { progressBar } from '../progress.js';
 
 export function registerTrainCommand(program: Command): void {
   const d = DEFAULT_TRAIN_OPTIONS;
+  const max = TRAIN_OPTION_LIMITS;
   program
     .command('train')
     .description('train a model with the layer-wise task loss; writes a checkpoint directory and train-log.jsonl')
@@ -18,22 +19,22 @@ export function registerTrainCommand(program: Command): void {
     .option('--preset <name>', `model size: ${Object.keys(PRESETS).join(' | ')}`, parseChoice('--preset', Object.keys(PRESETS)), d.preset)
     .option('--encoder-mode <mode>', `decomposed (MuE) | joint (ablation) (default: the --init-from checkpoint's, else "${d.encoderMode}")`, parseChoice('--encoder-mode', ['decomposed', 'joint'] as const))
     .option('--loss <mode>', `${LOSS_MODES.join(' | ')} (ablation)`, parseChoice('--loss', LOSS_MODES), d.lossMode)
-    .option('--steps <n>', 'optimizer steps', parseInteger('--steps', 1), d.steps)
-    .option('--batch-size <n>', 'examples per step', parseInteger('--batch-size', 1), d.batchSize)
-    .option('--learning-rate <x>', 'peak learning rate', parseNumber('--learning-rate'), d.learningRate)
-    .option('--warmup-steps <n>', 'linear warm-up steps', parseInteger('--warmup-steps', 0), d.warmupSteps)
-    .option('--weight-decay <x>', 'AdamW decoupled weight decay', parseNumber('--weight-decay'), d.weightDecay)
-    .option('--clip-norm <x>', 'global gradient-norm clip', parseNumber('--clip-norm'), d.clipNorm)
-    .option('--label-smoothing <x>', 'label smoothing ε', parseNumber('--label-smoothing'), d.labelSmoothing)
-    .option('--seed <n>', 'seed for weights and data', parseInteger('--seed'), d.seed)
-    .option('--image-size <n>', 'image side in pixels', parseInteger('--image-size', 1), d.imageSize)
-    .option('--validation-every <n>', 'validate every n steps', parseInteger('--validation-every', 1), d.validationEvery)
-    .option('--validation-size <n>', 'validation examples', parseInteger('--validation-size', 1), d.validationSize)
-    .option('--checkpoint-every <n>', 'checkpoint every n steps', parseInteger('--checkpoint-every', 1), d.checkpointEvery)
+    .addOption(integerOption('--steps <n>', 'optimizer steps', 1, max.steps, d.steps))
+    .addOption(integerOption('--batch-size <n>', 'examples per step', 1, max.batchSize, d.batchSize))
+    .addOption(numberOption('--learning-rate <x>', 'peak learning rate', { min: 0, minExclusive: true, max: max.learningRate }, d.learningRate))
+    .addOption(integerOption('--warmup-steps <n>', 'linear warm-up steps', 0, max.warmupSteps, d.warmupSteps))
+    .addOption(numberOption('--weight-decay <x>', 'AdamW decoupled weight decay', { min: 0, max: max.weightDecay }, d.weightDecay))
+    .addOption(numberOption('--clip-norm <x>', 'global gradient-norm clip', { min: 0, minExclusive: true, max: max.clipNorm }, d.clipNorm))
+    .addOption(numberOption('--label-smoothing <x>', 'label smoothing ε', { min: 0, max: 1, maxExclusive: true }, d.labelSmoothing))
+    .addOption(integerOption('--seed <n>', 'seed for weights and data', 0, max.seed, d.seed))
+    .addOption(integerOption('--image-size <n>', 'image side in pixels', 1, max.imageSize, d.imageSize))
+    .addOption(integerOption('--validation-every <n>', 'validate every n steps', 1, max.validationEvery, d.validationEvery))
+    .addOption(integerOption('--validation-size <n>', 'validation examples', 1, max.validationSize, d.validationSize))
+    .addOption(integerOption('--checkpoint-every <n>', 'checkpoint every n steps', 1, max.checkpointEvery, d.checkpointEvery))
     .option('--data <spec>', DATA_SPEC_HELP, d.data)
     .option('--init-from <dir>', 'fine-tune: start from this checkpoint (its config and tokenizer; --image-size must match, --encoder-mode may differ)')
     .option('--tokenizer <file>', 'Hugging Face tokenizer.json (BPE, WordPiece, …) for a fresh model on real text (default: SceneWorld words)')
-    .option('--stop-at <step>', 'pause after this step (checkpoint saved); continue later with --resume', parseInteger('--stop-at', 1))
+    .addOption(integerOption('--stop-at <step>', 'pause after this step (checkpoint saved); continue later with --resume', 1, max.steps))
     .option('--resume', 'continue the run saved in --out')
     .option('--overwrite', 'start again, replacing the checkpoint in --out')
     .action(async (raw: Record<string, unknown>) => {
