@@ -2,8 +2,8 @@
 // (8-byte little-endian header size, JSON header {name: {dtype, shape, data_offsets}},
 // raw little-endian data) and no maintained npm package implements it.
 // F16 is stored for shipped models; everything is returned as float32.
-// Integrity: every file mue writes carries the SHA-256 of its data section in the header's
-// __metadata__.sha256, verified on load, and the tensors must tile the data section exactly
+// Integrity: every file mue writes carries in the header's __metadata__.sha256 the SHA-256 of its
+// tensor table (names, dtypes, shapes, offsets) followed by its data section, verified on load, and the tensors must tile the data section exactly
 // (no gap, no overlap, nothing after the last tensor), so flipped bits and shifted offsets are
 // errors, not silently different weights. Files without a checksum (written by other tools)
 // still get every structural check; only bit flips inside their data cannot be detected.
@@ -17,7 +17,13 @@ const ALIGNMENT = 8;
 /** Metadata key of the data section's SHA-256 (hex). */
 export const CHECKSUM_KEY = 'sha256';
 
-export const sha256Hex = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+interface TensorEntry { dtype: string; shape: number[]; data_offsets: [number, number] }
+
+/** SHA-256 (hex) of the tensor table in name order, then the data: a changed offset, shape or byte all change it. */
+export function tensorChecksum(entries: Record<string, TensorEntry>, dataSection: Uint8Array): string {
+  const table = Object.keys(entries).sort().map((name) => [name, entries[name]!.dtype, entries[name]!.shape, entries[name]!.data_offsets]);
+  return createHash('sha256').update(JSON.stringify(table)).update(dataSection).digest('hex');
+}
 
 export function encodeSafetensors(
   tensors: Map<string, NamedArray>,
@@ -25,7 +31,7 @@ export function encodeSafetensors(
 ): Buffer {
   const dtype = options.dtype ?? 'F32';
   const bytesPerValue = dtype === 'F32' ? 4 : 2;
-  const entries: Record<string, unknown> = {};
+  const entries: Record<string, TensorEntry> = {};
   let offset = 0;
   const names = [...tensors.keys()].sort();
   for (const name of names) {
@@ -44,11 +50,11 @@ export function encodeSafetensors(
       for (let i = 0; i < data.length; i++, position += 2) dataSection.writeUInt16LE(float32ToFloat16Bits(data[i]!), position);
     }
   }
-  return assembleSafetensors(entries, { ...options.metadata, [CHECKSUM_KEY]: sha256Hex(dataSection) }, dataSection);
+  return assembleSafetensors(entries, { ...options.metadata, [CHECKSUM_KEY]: tensorChecksum(entries, dataSection) }, dataSection);
 }
 
 /** Header size, JSON header (metadata first), data: the file layout of the format. */
-function assembleSafetensors(entries: Record<string, unknown>, metadata: Record<string, string>, dataSection: Uint8Array): Buffer {
+function assembleSafetensors(entries: Record<string, TensorEntry>, metadata: Record<string, string>, dataSection: Uint8Array): Buffer {
   let headerJson = JSON.stringify({ __metadata__: metadata, ...entries });
   // Pad the header with spaces so the data section starts 8-byte aligned (as the spec recommends).
   headerJson += ' '.repeat((ALIGNMENT - ((8 + Buffer.byteLength(headerJson)) % ALIGNMENT)) % ALIGNMENT);
@@ -65,10 +71,11 @@ function assembleSafetensors(entries: Record<string, unknown>, metadata: Record<
  * bytes: how files written before checksums existed are upgraded bit-identically.
  */
 export function withChecksum(buffer: Buffer, metadata: Record<string, string> = {}, source = 'safetensors file'): Buffer {
+  decodeSafetensors(buffer, source); // only a well-formed file gets a checksum
   const { header, dataStart } = readHeader(buffer, source);
-  const { __metadata__: oldMetadata, ...entries } = header;
+  const { __metadata__: oldMetadata, ...entries } = header as Record<string, TensorEntry> & { __metadata__?: Record<string, string> };
   const dataSection = buffer.subarray(dataStart);
-  return assembleSafetensors(entries, { ...(oldMetadata as Record<string, string> | undefined), ...metadata, [CHECKSUM_KEY]: sha256Hex(dataSection) }, dataSection);
+  return assembleSafetensors(entries, { ...oldMetadata, ...metadata, [CHECKSUM_KEY]: tensorChecksum(entries, dataSection) }, dataSection);
 }
 
 function readHeader(buffer: Buffer, source: string): { header: Record<string, unknown>; dataStart: number } {
@@ -121,8 +128,9 @@ export function decodeSafetensors(buffer: Buffer, source = 'safetensors file'): 
   if (expectedBegin !== dataLength) throw new Error(`${source}: ${dataLength - expectedBegin} bytes after the last tensor (corrupted offsets or appended data)`);
   const storedChecksum = metadata[CHECKSUM_KEY];
   if (storedChecksum !== undefined) {
-    const actual = sha256Hex(buffer.subarray(dataStart));
-    if (actual !== storedChecksum) throw new Error(`${source}: checksum mismatch, the tensor data is corrupted (SHA-256 ${actual.slice(0, 12)}…, header says ${storedChecksum.slice(0, 12)}…)`);
+    const entries = Object.fromEntries(layout.map(({ name, dtype, shape, begin, end }) => [name, { dtype, shape, data_offsets: [begin, end] as [number, number] }]));
+    const actual = tensorChecksum(entries, buffer.subarray(dataStart));
+    if (actual !== storedChecksum) throw new Error(`${source}: checksum mismatch, the tensors or their table are corrupted (SHA-256 ${actual.slice(0, 12)}…, header says ${storedChecksum.slice(0, 12)}…)`);
   }
   const tensors = new Map<string, NamedArray>();
   for (const { name, dtype, shape, begin } of layout) {
