@@ -23,7 +23,7 @@ export interface CliCase {
   name: string;
   args: string[];
   expected: RegExp;
-  /** Bytes written to the CLI's stdin until it exits (an endless pipe). */
+  /** The CLI's stdin is a shell pipe from /dev/zero (an endless pipe). */
   endlessStdin?: boolean;
 }
 
@@ -90,16 +90,13 @@ export function prepareScratch(): string {
 export function runCase(testCase: CliCase): Promise<CliOutcome> {
   const started = performance.now();
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...testCase.args], { cwd: ROOT, stdio: [testCase.endlessStdin ? 'pipe' : 'ignore', 'ignore', 'pipe'] });
+    const command = [process.execPath, '--import', 'tsx', CLI, ...testCase.args];
+    // A real pipe needs a shell: Node's own stdio 'pipe' is a socket, which /dev/stdin cannot reopen.
+    const child = testCase.endlessStdin
+      ? spawn('sh', ['-c', `cat /dev/zero | ${command.map(shellQuote).join(' ')}`], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] })
+      : spawn(command[0]!, command.slice(1), { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    if (testCase.endlessStdin) {
-      const zeros = Buffer.alloc(1 << 20);
-      const feed = () => { while (child.stdin!.writable && child.stdin!.write(zeros)); };
-      child.stdin!.on('drain', feed);
-      child.stdin!.on('error', () => {}); // EPIPE once the CLI stops reading
-      feed();
-    }
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
@@ -115,6 +112,8 @@ export function runCase(testCase: CliCase): Promise<CliOutcome> {
     });
   });
 }
+
+const shellQuote = (word: string) => `'${word.replace(/'/g, `'\\''`)}'`;
 
 export async function run(): Promise<Record<string, unknown>> {
   const dir = prepareScratch();

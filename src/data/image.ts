@@ -62,15 +62,18 @@ export async function loadImage(bytes: Uint8Array, size: number, source: string,
 const decoderReason = (error: unknown): string => [...new Set((error as Error).message.split('\n').map((line) => line.trim()).filter(Boolean))].join('; ');
 
 /**
- * loadImage on a file, read with the byte limit whatever the path is (regular file, device,
+ * An image file's bytes, read with the byte limit whatever the path is (regular file, device,
  * FIFO or pipe: see boundedRead.ts); a FIFO that stays silent fails after a few seconds.
  */
-export async function loadImageFile(path: string, size: number, limits: ImageLimits = DEFAULT_IMAGE_LIMITS): Promise<RgbPixels> {
-  let bytes: Buffer;
+export function readImageFile(path: string, limits: ImageLimits = DEFAULT_IMAGE_LIMITS): Buffer {
   try {
-    bytes = readFileBounded(path, limits.maxBytes);
+    return readFileBounded(path, limits.maxBytes);
   } catch (error) {
     throw new Error(`cannot read image ${path}: ${(error as Error).message}`);
   }
-  return loadImage(bytes, size, path, limits);
+}
+
+/** loadImage on a file read by readImageFile. */
+export async function loadImageFile(path: string, size: number, limits: ImageLimits = DEFAULT_IMAGE_LIMITS): Promise<RgbPixels> {
+  return loadImage(readImageFile(path, limits), size, path, limits);
 }

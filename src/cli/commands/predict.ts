@@ -1,6 +1,6 @@
 // `mue predict`: one image (JPEG, PNG or WebP) + hypothesis or caption request, with MuE exits and telemetry.
 import type { Command } from 'commander';
-import { loadImageFile } from '../../data/image.js';
+import { loadImage, readImageFile } from '../../data/image.js';
 import { KV_STRATEGIES } from '../../runtime/decoderExits.js';
 import { MAX_BEAM_SIZE, MuEModel, type InferenceOptions, type Telemetry } from '../../runtime/mueModel.js';
 import { integerOption, MAX_THREADS, numberOption, parseChoice, THRESHOLD_RANGE } from '../options.js';
@@ -27,9 +27,10 @@ export function registerPredictCommand(program: Command): void {
     .addOption(integerOption('--threads <n>', 'ONNX Runtime intra-op threads', 1, MAX_THREADS))
     .option('--json', 'print the result with its telemetry as JSON')
     .action(async (raw: Record<string, unknown>) => {
+      const imageBytes = readImageFile(raw.image as string); // before the model: a bad file fails fast
       const model = await MuEModel.load(raw.model as string, { threads: raw.threads as number | undefined });
       try {
-        const image = await loadImageFile(raw.image as string, model.config.imageSize);
+        const image = await loadImage(imageBytes, model.config.imageSize, raw.image as string);
         const task = (raw.task as string | undefined) ?? model.task;
         if (task !== model.task) throw new Error(`${raw.model as string} is a ${model.task} model; it cannot do --task ${task}`);
         const options: InferenceOptions = {
