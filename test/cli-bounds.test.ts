@@ -31,7 +31,7 @@ test('every numeric option refuses 1e20 and shows its bounds in --help', () => {
     for (const option of command.options) {
       const parse = (option as unknown as { parseArg?: (value: string, previous: unknown) => unknown }).parseArg;
       if (!parse) continue;
-      assert.throws(() => parse('1e20', undefined), undefined, `${command.name()} ${option.flags} accepts 1e20`);
+      assert.throws(() => parse('1e20', undefined), /./, `${command.name()} ${option.flags} accepts 1e20`);
       let acceptsNumbers = false;
       try {
         parse('1', undefined);

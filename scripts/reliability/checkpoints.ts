@@ -3,12 +3,15 @@
 // holds only a training log, and into nothing), then the checkpoint is loaded: it must be the
 // newest complete one (the new one exactly when its config.json, written last, was written)
 // and no leftover may remain. (2) Corruption: each case damages a saved checkpoint; loading must
-// refuse it with a one-line error that names the problem.
+// refuse it with a one-line error that names the problem. (3) Real crashes: a process saving
+// checkpoints in a loop is killed with SIGKILL at random moments; the next load must find the
+// newest complete checkpoint and leave no leftover.
 // Run alone: node --import tsx scripts/reliability/checkpoints.ts   (prints JSON)
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { sceneWorldTokenizer } from '../../src/data/sceneworld.js';
 import { type FileOps, NODE_FILE_OPS } from '../../src/model/atomicWrite.js';
 import { type Checkpoint, FILES, loadCheckpoint, saveCheckpoint } from '../../src/model/checkpoint.js';
@@ -19,7 +22,7 @@ import { decodeSafetensors, encodeSafetensors, type NamedArray } from '../../src
 const TOTAL_STEPS = 10;
 
 /** A training checkpoint of the tiny preset with deterministic pseudo-random weights (no TensorFlow needed). */
-export function syntheticCheckpoint(step: number, seed = 1): Checkpoint {
+export function syntheticCheckpoint(step: number, seed = 1, totalSteps = TOTAL_STEPS): Checkpoint {
   const tokenizer = sceneWorldTokenizer();
   const config: ModelConfig = presetConfig('tiny', tokenizer.vocabSize, { imageSize: 16, patchSize: 8, maxTextLength: 8, maxTargetLength: 6 });
   let state = seed * 2654435761;
@@ -30,7 +33,7 @@ export function syntheticCheckpoint(step: number, seed = 1): Checkpoint {
     return [name, { shape, data }];
   }));
   const optimizerState = new Map<string, NamedArray>([['step_moments', { shape: [4], data: new Float32Array([step, 0.1, 0.2, 0.3]) }]]);
-  const options = { task: 've', steps: TOTAL_STEPS, encoderMode: config.encoderMode, imageSize: config.imageSize };
+  const options = { task: 've', steps: totalSteps, encoderMode: config.encoderMode, imageSize: config.imageSize };
   return { task: 've', config, tokenizer, weights, optimizerState, trainingState: { step, options } };
 }
 
@@ -196,9 +199,61 @@ export function corruptionOutcomes(workDir: string): CorruptionOutcome[] {
   });
 }
 
+const SAVE_LOOP_FLAG = '--save-loop';
+const LOOP_STEPS = 1_000_000;
+
+export interface KillOutcome { kill: number; lastReported: number; leftoversBeforeLoad: string[]; loadedStep: number | null; error?: string; leftovers: string[] }
+
+/**
+ * Real crashes: a child process saves checkpoints of steps 1, 2, 3… in a loop, printing each step
+ * once its save returned; it is killed with SIGKILL at a random moment. The checkpoint then loaded
+ * must be the last reported step or the one being saved (one more), with no leftover.
+ */
+export async function killDuringSaves(workDir: string, kills: number): Promise<KillOutcome[]> {
+  const outcomes: KillOutcome[] = [];
+  for (let kill = 0; kill < kills; kill++) {
+    const directory = join(workDir, `kill-${kill}`, 'run');
+    mkdirSync(dirname(directory), { recursive: true });
+    const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), SAVE_LOOP_FLAG, directory], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let lastReported = 0;
+    const exited = new Promise((resolve) => child.on('close', resolve));
+    await new Promise<void>((resolve) => {
+      child.stdout!.on('data', (chunk: Buffer) => {
+        const steps = chunk.toString().trim().split('\n').map(Number);
+        lastReported = Math.max(lastReported, ...steps);
+        // After the first few saves, at a random moment within about one save.
+        if (lastReported >= 3) setTimeout(resolve, Math.random() * 40);
+      });
+    });
+    child.kill('SIGKILL');
+    await exited;
+    const leftoversBeforeLoad = readdirSync(dirname(directory)).filter((entry) => entry !== basename(directory));
+    const outcome: KillOutcome = { kill, lastReported, leftoversBeforeLoad, loadedStep: null, leftovers: [] };
+    try {
+      outcome.loadedStep = loadCheckpoint(directory).trainingState!.step as number;
+    } catch (error) {
+      outcome.error = (error as Error).message;
+    }
+    outcome.leftovers = readdirSync(dirname(directory)).filter((entry) => entry !== basename(directory));
+    outcomes.push(outcome);
+  }
+  return outcomes;
+}
+
+export const killRecovered = (outcome: KillOutcome) =>
+  outcome.loadedStep !== null && outcome.loadedStep >= outcome.lastReported && outcome.loadedStep <= outcome.lastReported + 1 && outcome.leftovers.length === 0;
+
+function saveLoop(directory: string): void {
+  for (let step = 1; step <= LOOP_STEPS; step++) {
+    saveCheckpoint(directory, syntheticCheckpoint(step, 1, LOOP_STEPS));
+    writeSync(1, `${step}\n`);
+  }
+}
+
 export async function run(): Promise<Record<string, unknown>> {
   const workDir = mkdtempSync(join(tmpdir(), 'mue-reliability-checkpoints-'));
   try {
+    const kills = await killDuringSaves(workDir, 20);
     const crashes = crashInjection(workDir);
     const corruption = corruptionOutcomes(workDir);
     const count = (result: CorruptionOutcome['result']) => corruption.filter((c) => c.result === result).length;
@@ -209,6 +264,12 @@ export async function run(): Promise<Record<string, unknown>> {
           failurePoints: crashes.length,
           recoveredNewestComplete: crashes.filter(crashRecovered).length,
           notRecovered: crashes.filter((c) => !crashRecovered(c)).map((c) => ({ scenario: c.scenario, failAt: c.failAt, loadedStep: c.loadedStep, expectedStep: c.expectedStep, leftovers: c.leftovers, error: c.error })),
+        },
+        killDuringSaves: {
+          kills: kills.length,
+          killedMidSwapOrWrite: kills.filter((k) => k.leftoversBeforeLoad.length > 0).length,
+          recoveredNewestComplete: kills.filter(killRecovered).length,
+          notRecovered: kills.filter((k) => !killRecovered(k)),
         },
         corruption: {
           cases: corruption.length,
@@ -225,5 +286,6 @@ export async function run(): Promise<Record<string, unknown>> {
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  console.log(JSON.stringify(await run(), null, 2));
+  if (process.argv[2] === SAVE_LOOP_FLAG) saveLoop(process.argv[3]!);
+  else console.log(JSON.stringify(await run(), null, 2));
 }

@@ -41,6 +41,7 @@ export function cliCases(dir: string): CliCase[] {
     { name: 'predict --image endless pipe', args: ['predict', '--model', VE_MODEL, '--image', '/dev/stdin', '--text', 'x'], expected: /cannot read image \/dev\/stdin: larger than the limit/, endlessStdin: true },
     { name: 'predict --image directory', args: ['predict', '--model', VE_MODEL, '--image', dir, '--text', 'x'], expected: /cannot read image .*: it is a directory/ },
     { name: 'predict NaN weights', args: ['predict', '--model', join(dir, 've-nan'), '--image', image, '--text', 'x'], expected: /tensor "decoder\.final_norm\.weight" holds NaN/ },
+    { name: 'predict huge finite weights', args: ['predict', '--model', join(dir, 've-huge'), '--image', image, '--text', 'x'], expected: /produced no answer|holds (NaN|Infinity)/ },
     { name: 'predict --beam-size 100000 (caption)', args: [...predictCaption, '--beam-size', '100000'], expected: /--beam-size must be an integer from 1 to 64/ },
     { name: 'predict --beam-size 1e20', args: [...predictCaption, '--beam-size', '1e20'], expected: /--beam-size must be an integer from 1 to 64/ },
     { name: 'predict --beam-size 0', args: [...predictCaption, '--beam-size', '0'], expected: /--beam-size must be an integer/ },
@@ -71,18 +72,21 @@ export function cliCases(dir: string): CliCase[] {
   ];
 }
 
-/** Scratch folder: a test image, a FIFO nobody writes to, and ve-small with one NaN weight (checksum recomputed). */
+/** Scratch folder: a test image, a FIFO nobody writes to, and copies of ve-small with a NaN weight and with huge final-norm gains (checksums recomputed). */
 export function prepareScratch(): string {
   const dir = mkdtempSync(join(tmpdir(), 'mue-reliability-cli-'));
   writeFileSync(join(dir, 'scene.png'), encodePng(veExample(0, { split: 'test', seed: 1, imageSize: 64 }).image));
   execFileSync('mkfifo', [join(dir, 'fifo')]);
-  const nan = join(dir, 've-nan');
-  cpSync(VE_MODEL, nan, { recursive: true });
-  const weightsPath = join(nan, 'model.safetensors');
-  const { tensors, metadata } = decodeSafetensors(readFileSync(weightsPath));
-  tensors.get('decoder.final_norm.weight')!.data[0] = NaN;
-  const { sha256: _stale, ...rest } = metadata;
-  writeFileSync(weightsPath, encodeSafetensors(tensors, { metadata: rest }));
+  const damagedCopy = (name: string, damage: (data: Float32Array) => void) => {
+    cpSync(VE_MODEL, join(dir, name), { recursive: true });
+    const weightsPath = join(dir, name, 'model.safetensors');
+    const { tensors, metadata } = decodeSafetensors(readFileSync(weightsPath));
+    damage(tensors.get('decoder.final_norm.weight')!.data);
+    const { sha256: _stale, ...rest } = metadata;
+    writeFileSync(weightsPath, encodeSafetensors(tensors, { metadata: rest }));
+  };
+  damagedCopy('ve-nan', (data) => { data[0] = NaN; });
+  damagedCopy('ve-huge', (data) => data.fill(3e38));
   mkdirSync(join(dir, 'report'), { recursive: true });
   return dir;
 }
