@@ -37,13 +37,19 @@ test('a checkpoint hidden in a leftover of a dead process is moved back; train -
   assert.deepEqual(readdirSync(join(workDir, 'hidden')), ['run']);
 });
 
-test('leftovers of a live process are left alone; a leftover that cannot be moved is named in the error', () => {
+test('leftovers of a live process and legacy-named folders beside a complete checkpoint are left alone; a leftover that cannot be moved is named in the error', () => {
   const run = join(workDir, 'live', 'run');
   saveCheckpoint(run, syntheticCheckpoint(1));
   const live = join(workDir, 'live', `.run.writing-${process.ppid}`);
   mkdirSync(live);
-  loadCheckpoint(run);
+  const backup = `${run}.old-2024`; // NAME.old-PID as earlier versions named it, or a user's backup
+  saveCheckpoint(backup, syntheticCheckpoint(9));
+  const dead = join(workDir, 'live', '.run.old-999999999');
+  mkdirSync(dead);
+  assert.equal(loadCheckpoint(run).trainingState!.step, 1);
   assert.ok(existsSync(live), 'a save under way in another process is not touched');
+  assert.ok(existsSync(backup), 'a NAME.old-PID folder beside a complete checkpoint is not taken or removed');
+  assert.ok(!existsSync(dead), 'a leftover of a dead process is removed');
   rmSync(live, { recursive: true });
 
   const stuck = join(workDir, 'stuck', 'run');

@@ -41,12 +41,12 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
 
 /**
  * Replaces a whole directory: the caller fills a fresh sibling, then this swaps it in
- * (old -> `target.old-PID`, new -> target, remove the old) so a reader sees the old or the new
+ * (old -> `.TARGET.old-PID`, new -> target, remove the old) so a reader sees the old or the new
  * set, never a mix. A crash between the renames leaves no target; recoverCheckpoint finds the
  * newest complete one among the leftovers.
  */
 export function replaceDirectory(freshDirectory: string, target: string, ops: FileOps = NODE_FILE_OPS, targetExists = true): void {
-  const previous = `${target}.old-${process.pid}`;
+  const previous = join(dirname(target), `.${basename(target)}.old-${process.pid}`);
   if (targetExists) {
     ops.remove(previous); // a leftover of this process's own earlier failed swap
     ops.rename(target, previous);

@@ -3,10 +3,12 @@
 // and training_state.json. Loading validates everything and names the first problem.
 //
 // Crash safety: a save fills a hidden sibling `.NAME.writing-PID` (config.json written last, so a
-// folder with config.json is complete), then swaps it in (NAME -> NAME.old-PID, fresh -> NAME,
+// folder with config.json is complete), then swaps it in (NAME -> .NAME.old-PID, fresh -> NAME,
 // remove the old). A crash at any point leaves NAME or a complete leftover; recoverCheckpoint
 // (run by every load and by `mue train`) moves the newest complete one into place and removes
 // the rest, so no good checkpoint stays hidden and training never silently restarts at step 0.
+// Earlier versions named the old folder `NAME.old-PID` (not hidden); such a folder may also be a
+// user's own backup, so it is only taken when NAME holds no complete checkpoint, and never removed.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { readFileBounded } from '../data/boundedRead.js';
@@ -84,25 +86,27 @@ export interface Recovery { restoredFrom?: string; removed: string[] }
 
 /**
  * Makes DIRECTORY the newest complete checkpoint among itself and the leftovers of interrupted
- * saves (`.NAME.writing-PID`, `NAME.old-PID`) and removes the other leftovers. Leftovers of a
- * process that is still running are left alone (it may be saving right now). Newest = highest
- * training step, then latest config.json; on a tie the directory itself stays.
+ * saves (`.NAME.writing-PID`, `.NAME.old-PID`, and `NAME.old-PID` from earlier versions) and
+ * removes the other leftovers. Leftovers of a process that is still running are left alone (it
+ * may be saving right now). Newest = highest training step, then latest config.json; on a tie
+ * the directory itself stays.
  */
 export function recoverCheckpoint(directory: string, ops: FileOps = NODE_FILE_OPS): Recovery {
   const parent = dirname(directory);
-  const name = basename(directory);
+  const name = escapeRegExp(basename(directory));
   const recovery: Recovery = { removed: [] };
   if (!existsSync(parent) || !statSync(parent).isDirectory()) return recovery;
-  const pattern = new RegExp(`^(?:\\.${escapeRegExp(name)}\\.(writing)|${escapeRegExp(name)}\\.(old))-(\\d+)$`);
-  const leftovers: Array<{ path: string; kind: 'writing' | 'old' }> = [];
+  const pattern = new RegExp(`^(?:\\.${name}\\.(writing|old)|${name}\\.(old))-(\\d+)$`);
+  const leftovers: Array<{ path: string; kind: 'writing' | 'old'; legacy: boolean }> = [];
   for (const entry of readdirSync(parent)) {
     const match = pattern.exec(entry);
     if (!match || isOtherLiveProcess(Number(match[3]))) continue;
-    leftovers.push({ path: join(parent, entry), kind: match[1] ? 'writing' : 'old' });
+    leftovers.push({ path: join(parent, entry), kind: (match[1] ?? match[2]) as 'writing' | 'old', legacy: match[2] !== undefined });
   }
   if (leftovers.length === 0) return recovery;
-  const candidates = [{ path: directory, kind: 'target' as const }, ...leftovers].flatMap((item) => {
-    const described = describeComplete(item.path);
+  const targetComplete = describeComplete(directory);
+  const candidates = [{ path: directory, kind: 'target' as const }, ...leftovers.filter((l) => !l.legacy || !targetComplete)].flatMap((item) => {
+    const described = item.kind === 'target' ? targetComplete : describeComplete(item.path);
     return described ? [{ ...item, ...described }] : [];
   });
   const rank: Record<Candidate['kind'], number> = { target: 2, writing: 1, old: 0 };
@@ -123,7 +127,7 @@ export function recoverCheckpoint(directory: string, ops: FileOps = NODE_FILE_OP
     recovery.restoredFrom = newest.path;
   }
   for (const leftover of leftovers) {
-    if (leftover.path === newest?.path) continue;
+    if (leftover.path === newest?.path || leftover.legacy) continue;
     ops.remove(leftover.path);
     recovery.removed.push(leftover.path);
   }
