@@ -117,7 +117,7 @@ test('fine-tune from a checkpoint on an SNLI-VE fixture (--init-from, --data snl
 
 test('bad input to mue predict gets a one-line error and exit code 1', async () => {
   const base = ['predict', '--model', modelDir, '--image', imagePath];
-  assert.match(await failure(...base, '--text', 'there is a red circle', '--decoder-threshold', '2'), /mue: decoderThreshold must be a number in \[-1, 1\]/);
+  assert.match(await failure(...base, '--text', 'there is a red circle', '--decoder-threshold', '2'), /mue: --decoder-threshold must be a number in \[-1, 1\] \(got "2"\)/);
   assert.match(await failure(...base, '--text', 'there is a red circle', '--image-threshold', 'high'), /--image-threshold must be a number/);
   assert.match(await failure(...base), /--text "<hypothesis>" is required/);
   assert.match(await failure(...base, '--text', 'there is a red circle', '--task', 'caption'), /is a ve model/);
