@@ -1,6 +1,7 @@
 // `mue predict`: one image (JPEG, PNG or WebP) + hypothesis or caption request, with MuE exits and telemetry.
 import type { Command } from 'commander';
-import { loadImage, readImageFile } from '../../data/image.js';
+import { DEFAULT_READ_TIMEOUT_MS } from '../../data/boundedRead.js';
+import { DEFAULT_IMAGE_LIMITS, loadImage, readImageFile } from '../../data/image.js';
 import { KV_STRATEGIES } from '../../runtime/decoderExits.js';
 import { MAX_BEAM_SIZE, MuEModel, type InferenceOptions, type Telemetry } from '../../runtime/mueModel.js';
 import { integerOption, MAX_THREADS, numberOption, parseChoice, THRESHOLD_RANGE } from '../options.js';
@@ -13,7 +14,7 @@ export function registerPredictCommand(program: Command): void {
     .command('predict')
     .description('answer a hypothesis about an image (ve) or caption it, exiting early; --json adds telemetry')
     .requiredOption('--model <dir>', 'model directory (checkpoint)')
-    .requiredOption('--image <file>', 'JPEG, PNG or WebP image (any size: shorter side scaled to the model\'s, centre-cropped)')
+    .requiredOption('--image <file>', `JPEG, PNG or WebP image (any size: shorter side scaled to the model's, centre-cropped; at most ${DEFAULT_IMAGE_LIMITS.maxBytes / 2 ** 20} MB; a FIFO or pipe silent for ${DEFAULT_READ_TIMEOUT_MS / 1000} s is an error)`)
     .option('--text <hypothesis>', 'hypothesis (ve models)')
     .option('--task <task>', 've | caption (default: the model\'s task)', parseChoice('--task', ['ve', 'caption'] as const))
     .addOption(numberOption('--image-threshold <x>', 'image-stream exit threshold (default: exits.json, else 1 = full depth)', THRESHOLD_RANGE))
