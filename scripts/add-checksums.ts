@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '../src/model/atomicWrite.js';
 import { FILES, loadCheckpoint } from '../src/model/checkpoint.js';
 import { CHECKSUM_KEY, decodeSafetensors, withChecksum } from '../src/model/safetensors.js';
+import { nodeSha256 } from '../src/model/sha256.js';
 
 for (const directory of process.argv.slice(2)) {
   const before = loadCheckpoint(directory);
@@ -19,7 +20,7 @@ for (const directory of process.argv.slice(2)) {
       console.log(`${path}: already has a checksum`);
       continue;
     }
-    const upgraded = withChecksum(bytes, metadata, path);
+    const upgraded = withChecksum(bytes, nodeSha256, metadata, path);
     const dataBefore = bytes.subarray(8 + Number(bytes.readBigUInt64LE(0)));
     const dataAfter = upgraded.subarray(8 + Number(upgraded.readBigUInt64LE(0)));
     if (!dataBefore.equals(dataAfter)) throw new Error(`${path}: tensor bytes would change; not written`);

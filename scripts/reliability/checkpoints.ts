@@ -17,6 +17,7 @@ import { type FileOps, NODE_FILE_OPS } from '../../src/model/atomicWrite.js';
 import { type Checkpoint, FILES, loadCheckpoint, saveCheckpoint } from '../../src/model/checkpoint.js';
 import { type ModelConfig, presetConfig } from '../../src/model/config.js';
 import { parameterSpecs } from '../../src/model/parameters.js';
+import { nodeSha256 } from '../../src/model/sha256.js';
 import { decodeSafetensors, encodeSafetensors, type NamedArray } from '../../src/model/safetensors.js';
 
 const TOTAL_STEPS = 10;
@@ -126,7 +127,7 @@ function rewriteWeights(directory: string, edit: (tensors: Map<string, NamedArra
   const { tensors, metadata } = decodeSafetensors(readFileSync(weightsPath(directory)));
   edit(tensors);
   const { sha256: _checksum, ...rest } = metadata;
-  writeFileSync(weightsPath(directory), encodeSafetensors(tensors, { metadata: rest }));
+  writeFileSync(weightsPath(directory), encodeSafetensors(tensors, { metadata: rest, sha256: nodeSha256 }));
 }
 
 const flipBit = (path: string, fromEnd: number) => {
@@ -156,7 +157,7 @@ export const CORRUPTION_CASES: CorruptionCase[] = [
   { name: 'all weights zeroed (checksum recomputed)', corrupt: (d) => rewriteWeights(d, (t) => t.forEach((tensor) => tensor.data.fill(0))), expected: /is all zeros/ },
   { name: 'NaN weight (checksum recomputed)', corrupt: (d) => rewriteWeights(d, (t) => { t.get('decoder.final_norm.weight')!.data[3] = NaN; }), expected: /"decoder\.final_norm\.weight" holds NaN/ },
   { name: 'infinite weight (checksum recomputed)', corrupt: (d) => rewriteWeights(d, (t) => { t.get('token_embedding')!.data[0] = Infinity; }), expected: /holds Infinity/ },
-  { name: 'NaN optimizer state (checksum recomputed)', corrupt: (d) => writeFileSync(join(d, FILES.optimizer), encodeSafetensors(new Map([['step_moments', { shape: [1], data: new Float32Array([NaN]) }]]))), expected: /optimizer\.safetensors: tensor "step_moments" holds NaN/ },
+  { name: 'NaN optimizer state (checksum recomputed)', corrupt: (d) => writeFileSync(join(d, FILES.optimizer), encodeSafetensors(new Map([['step_moments', { shape: [1], data: new Float32Array([NaN]) }]]), { sha256: nodeSha256 })), expected: /optimizer\.safetensors: tensor "step_moments" holds NaN/ },
   { name: 'header not JSON', corrupt: (d) => { const b = readFileSync(weightsPath(d)); b.write('#', 8); writeFileSync(weightsPath(d), b); }, expected: /header is not valid JSON/ },
   { name: 'header size huge', corrupt: (d) => { const b = readFileSync(weightsPath(d)); b.writeBigUInt64LE(2n ** 60n, 0); writeFileSync(weightsPath(d), b); }, expected: /truncated/ },
   { name: 'malformed shape', corrupt: (d) => editHeader(weightsPath(d), (h) => { h['token_embedding']!.shape = 'big'; }), expected: /malformed shape/ },

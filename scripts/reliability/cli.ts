@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { encodePng } from '../../src/data/png.js';
 import { veExample } from '../../src/data/sceneworld.js';
+import { nodeSha256 } from '../../src/model/sha256.js';
 import { decodeSafetensors, encodeSafetensors } from '../../src/model/safetensors.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -83,7 +84,7 @@ export function prepareScratch(): string {
     const { tensors, metadata } = decodeSafetensors(readFileSync(weightsPath));
     damage(tensors.get('decoder.final_norm.weight')!.data);
     const { sha256: _stale, ...rest } = metadata;
-    writeFileSync(weightsPath, encodeSafetensors(tensors, { metadata: rest }));
+    writeFileSync(weightsPath, encodeSafetensors(tensors, { metadata: rest, sha256: nodeSha256 }));
   };
   damagedCopy('ve-nan', (data) => { data[0] = NaN; });
   damagedCopy('ve-huge', (data) => data.fill(3e38));

@@ -18,6 +18,7 @@ import { type FileOps, NODE_FILE_OPS, replaceDirectory } from './atomicWrite.js'
 import { type ModelConfig, validateConfig } from './config.js';
 import { parameterSpecs } from './parameters.js';
 import { decodeSafetensors, encodeSafetensors, type NamedArray, type StoredDtype } from './safetensors.js';
+import { nodeSha256 } from './sha256.js';
 
 export type Task = 've' | 'caption';
 export const TASKS: readonly Task[] = ['ve', 'caption'];
@@ -66,10 +67,10 @@ export function saveCheckpoint(directory: string, checkpoint: Checkpoint, option
     }
   }
   ops.writeFile(join(fresh, FILES.weights), encodeSafetensors(checkpoint.weights, {
-    dtype: options.weightDtype ?? 'F32', metadata: { format: 'mue', [CONFIG_METADATA_KEY]: JSON.stringify(described) },
+    dtype: options.weightDtype ?? 'F32', metadata: { format: 'mue', [CONFIG_METADATA_KEY]: JSON.stringify(described) }, sha256: nodeSha256,
   }));
   ops.writeFile(join(fresh, FILES.tokenizer), `${JSON.stringify(checkpoint.tokenizer.toJSON(), null, 2)}\n`);
-  if (checkpoint.optimizerState) ops.writeFile(join(fresh, FILES.optimizer), encodeSafetensors(checkpoint.optimizerState, { metadata: { format: 'mue' } }));
+  if (checkpoint.optimizerState) ops.writeFile(join(fresh, FILES.optimizer), encodeSafetensors(checkpoint.optimizerState, { metadata: { format: 'mue' }, sha256: nodeSha256 }));
   if (checkpoint.trainingState) ops.writeFile(join(fresh, FILES.trainingState), `${JSON.stringify(checkpoint.trainingState, null, 2)}\n`);
   // Last: a folder holding config.json is a complete checkpoint (what recovery relies on).
   ops.writeFile(join(fresh, FILES.config), `${JSON.stringify({ mue_format_version: CHECKPOINT_FORMAT_VERSION, ...described }, null, 2)}\n`);
@@ -175,12 +176,12 @@ export function loadCheckpoint(directory: string): Checkpoint {
   if (tokenizer.vocabSize !== config.vocabSize) {
     throw new Error(`config/tokenizer disagree: config.json says vocabSize ${config.vocabSize}, tokenizer.json has ${tokenizer.vocabSize} tokens`);
   }
-  const { tensors: weights, metadata } = decodeSafetensors(readCheckpointFile(directory, FILES.weights, MAX_TENSOR_FILE_BYTES), FILES.weights);
+  const { tensors: weights, metadata } = decodeSafetensors(readCheckpointFile(directory, FILES.weights, MAX_TENSOR_FILE_BYTES), FILES.weights, nodeSha256);
   checkWeights(config, weights, FILES.weights);
   checkSavedConfig(metadata[CONFIG_METADATA_KEY], { task, ...config });
   const checkpoint: Checkpoint = { task, config, tokenizer, weights };
   if (existsSync(join(directory, FILES.optimizer))) {
-    checkpoint.optimizerState = decodeSafetensors(readCheckpointFile(directory, FILES.optimizer, MAX_TENSOR_FILE_BYTES), FILES.optimizer).tensors;
+    checkpoint.optimizerState = decodeSafetensors(readCheckpointFile(directory, FILES.optimizer, MAX_TENSOR_FILE_BYTES), FILES.optimizer, nodeSha256).tensors;
     checkFinite(checkpoint.optimizerState, FILES.optimizer);
   }
   if (existsSync(join(directory, FILES.trainingState))) {

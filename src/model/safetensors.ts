@@ -7,7 +7,8 @@
 // (no gap, no overlap, nothing after the last tensor), so flipped bits and shifted offsets are
 // errors, not silently different weights. Files without a checksum (written by other tools)
 // still get every structural check; only bit flips inside their data cannot be detected.
-import { createHash } from 'node:crypto';
+// The hash function is passed in (Node: nodeSha256 in sha256.ts), so this module uses no
+// platform API; a caller that passes none writes and verifies no checksum.
 
 export type StoredDtype = 'F32' | 'F16';
 export interface NamedArray { shape: number[]; data: Float32Array }
@@ -19,15 +20,18 @@ export const CHECKSUM_KEY = 'sha256';
 
 interface TensorEntry { dtype: string; shape: number[]; data_offsets: [number, number] }
 
-/** SHA-256 (hex) of the tensor table in name order, then the data: a changed offset, shape or byte all change it. */
-export function tensorChecksum(entries: Record<string, TensorEntry>, dataSection: Uint8Array): string {
+/** SHA-256 (lower-case hex) of the byte chunks, in order. */
+export type Sha256 = (chunks: Uint8Array[]) => string;
+
+/** The checksum: SHA-256 of the tensor table in name order, then the data; a changed offset, shape or byte all change it. */
+export function tensorChecksum(sha256: Sha256, entries: Record<string, TensorEntry>, dataSection: Uint8Array): string {
   const table = Object.keys(entries).sort().map((name) => [name, entries[name]!.dtype, entries[name]!.shape, entries[name]!.data_offsets]);
-  return createHash('sha256').update(JSON.stringify(table)).update(dataSection).digest('hex');
+  return sha256([new TextEncoder().encode(JSON.stringify(table)), dataSection]);
 }
 
 export function encodeSafetensors(
   tensors: Map<string, NamedArray>,
-  options: { dtype?: StoredDtype; metadata?: Record<string, string> } = {},
+  options: { dtype?: StoredDtype; metadata?: Record<string, string>; sha256?: Sha256 } = {},
 ): Buffer {
   const dtype = options.dtype ?? 'F32';
   const bytesPerValue = dtype === 'F32' ? 4 : 2;
@@ -50,7 +54,8 @@ export function encodeSafetensors(
       for (let i = 0; i < data.length; i++, position += 2) dataSection.writeUInt16LE(float32ToFloat16Bits(data[i]!), position);
     }
   }
-  return assembleSafetensors(entries, { ...options.metadata, [CHECKSUM_KEY]: tensorChecksum(entries, dataSection) }, dataSection);
+  const checksum: Record<string, string> = options.sha256 ? { [CHECKSUM_KEY]: tensorChecksum(options.sha256, entries, dataSection) } : {};
+  return assembleSafetensors(entries, { ...options.metadata, ...checksum }, dataSection);
 }
 
 /** Header size, JSON header (metadata first), data: the file layout of the format. */
@@ -70,12 +75,12 @@ function assembleSafetensors(entries: Record<string, TensorEntry>, metadata: Rec
  * Adds (or replaces) the checksum and metadata of an existing file without touching its tensor
  * bytes: how files written before checksums existed are upgraded bit-identically.
  */
-export function withChecksum(buffer: Buffer, metadata: Record<string, string> = {}, source = 'safetensors file'): Buffer {
-  decodeSafetensors(buffer, source); // only a well-formed file gets a checksum
+export function withChecksum(buffer: Buffer, sha256: Sha256, metadata: Record<string, string> = {}, source = 'safetensors file'): Buffer {
+  decodeSafetensors(buffer, source, sha256); // only a well-formed file gets a checksum
   const { header, dataStart } = readHeader(buffer, source);
   const { __metadata__: oldMetadata, ...entries } = header as Record<string, TensorEntry> & { __metadata__?: Record<string, string> };
   const dataSection = buffer.subarray(dataStart);
-  return assembleSafetensors(entries, { ...oldMetadata, ...metadata, [CHECKSUM_KEY]: tensorChecksum(entries, dataSection) }, dataSection);
+  return assembleSafetensors(entries, { ...oldMetadata, ...metadata, [CHECKSUM_KEY]: tensorChecksum(sha256, entries, dataSection) }, dataSection);
 }
 
 function readHeader(buffer: Buffer, source: string): { header: Record<string, unknown>; dataStart: number } {
@@ -94,8 +99,8 @@ function readHeader(buffer: Buffer, source: string): { header: Record<string, un
 
 const isIndex = (value: unknown): value is number => typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 
-/** Parses and validates a safetensors buffer; every problem is reported with what is wrong. */
-export function decodeSafetensors(buffer: Buffer, source = 'safetensors file'): SafetensorsFile {
+/** Parses and validates a safetensors buffer (and its checksum, given `sha256`); every problem is reported with what is wrong. */
+export function decodeSafetensors(buffer: Buffer, source = 'safetensors file', sha256?: Sha256): SafetensorsFile {
   const { header, dataStart } = readHeader(buffer, source);
   const dataLength = buffer.length - dataStart;
   const metadataEntry = header.__metadata__ ?? {};
@@ -127,9 +132,9 @@ export function decodeSafetensors(buffer: Buffer, source = 'safetensors file'): 
   }
   if (expectedBegin !== dataLength) throw new Error(`${source}: ${dataLength - expectedBegin} bytes after the last tensor (corrupted offsets or appended data)`);
   const storedChecksum = metadata[CHECKSUM_KEY];
-  if (storedChecksum !== undefined) {
+  if (storedChecksum !== undefined && sha256) {
     const entries = Object.fromEntries(layout.map(({ name, dtype, shape, begin, end }) => [name, { dtype, shape, data_offsets: [begin, end] as [number, number] }]));
-    const actual = tensorChecksum(entries, buffer.subarray(dataStart));
+    const actual = tensorChecksum(sha256, entries, buffer.subarray(dataStart));
     if (actual !== storedChecksum) throw new Error(`${source}: checksum mismatch, the tensors or their table are corrupted (SHA-256 ${actual.slice(0, 12)}…, header says ${storedChecksum.slice(0, 12)}…)`);
   }
   const tensors = new Map<string, NamedArray>();
