@@ -42,7 +42,9 @@ export function cliCases(dir: string): CliCase[] {
     { name: 'predict --image endless pipe', args: ['predict', '--model', VE_MODEL, '--image', '/dev/stdin', '--text', 'x'], expected: /cannot read image \/dev\/stdin: larger than the limit/, endlessStdin: true },
     { name: 'predict --image directory', args: ['predict', '--model', VE_MODEL, '--image', dir, '--text', 'x'], expected: /cannot read image .*: it is a directory/ },
     { name: 'predict NaN weights', args: ['predict', '--model', join(dir, 've-nan'), '--image', image, '--text', 'x'], expected: /tensor "decoder\.final_norm\.weight" holds NaN/ },
-    { name: 'predict huge finite weights', args: ['predict', '--model', join(dir, 've-huge'), '--image', image, '--text', 'x'], expected: /produced no answer|holds (NaN|Infinity)/ },
+    { name: 'predict huge finite weights (VE)', args: ['predict', '--model', join(dir, 've-huge'), '--image', image, '--text', 'x'], expected: /scores are not numbers \(NaN\)/ },
+    { name: 'predict huge finite weights (caption)', args: ['predict', '--model', join(dir, 'caption-huge'), '--image', image], expected: /scores are not numbers \(NaN\)/ },
+    { name: 'predict huge finite weights (caption, beam 5)', args: ['predict', '--model', join(dir, 'caption-huge'), '--image', image, '--beam-size', '5'], expected: /scores are not numbers \(NaN\)/ },
     { name: 'predict --beam-size 100000 (caption)', args: [...predictCaption, '--beam-size', '100000'], expected: /--beam-size must be an integer from 1 to 64/ },
     { name: 'predict --beam-size 1e20', args: [...predictCaption, '--beam-size', '1e20'], expected: /--beam-size must be an integer from 1 to 64/ },
     { name: 'predict --beam-size 0', args: [...predictCaption, '--beam-size', '0'], expected: /--beam-size must be an integer/ },
@@ -73,13 +75,13 @@ export function cliCases(dir: string): CliCase[] {
   ];
 }
 
-/** Scratch folder: a test image, a FIFO nobody writes to, and copies of ve-small with a NaN weight and with huge final-norm gains (checksums recomputed). */
+/** Scratch folder: a test image, a FIFO nobody writes to, and copies of ve-small with a NaN weight and of both models with huge final-norm gains (checksums recomputed). */
 export function prepareScratch(): string {
   const dir = mkdtempSync(join(tmpdir(), 'mue-reliability-cli-'));
   writeFileSync(join(dir, 'scene.png'), encodePng(veExample(0, { split: 'test', seed: 1, imageSize: 64 }).image));
   execFileSync('mkfifo', [join(dir, 'fifo')]);
-  const damagedCopy = (name: string, damage: (data: Float32Array) => void) => {
-    cpSync(VE_MODEL, join(dir, name), { recursive: true });
+  const damagedCopy = (name: string, damage: (data: Float32Array) => void, model = VE_MODEL) => {
+    cpSync(model, join(dir, name), { recursive: true });
     const weightsPath = join(dir, name, 'model.safetensors');
     const { tensors, metadata } = decodeSafetensors(readFileSync(weightsPath));
     damage(tensors.get('decoder.final_norm.weight')!.data);
@@ -88,6 +90,7 @@ export function prepareScratch(): string {
   };
   damagedCopy('ve-nan', (data) => { data[0] = NaN; });
   damagedCopy('ve-huge', (data) => data.fill(3e38));
+  damagedCopy('caption-huge', (data) => data.fill(3e38), CAPTION_MODEL);
   mkdirSync(join(dir, 'report'), { recursive: true });
   return dir;
 }

@@ -18,7 +18,7 @@ export async function greedySearch(context: DecoderContext, options: SearchOptio
   while (live.length > 0 && live[0]!.tokens.length < context.maxLength) {
     const logProbabilities = await decodeNextToken(context, live);
     live.forEach((sequence, row) => {
-      const scores = banRepeats(logProbabilities[row]!, sequence.tokens, options.noRepeatNgramSize);
+      const scores = banRepeats(checkScores(logProbabilities[row]!), sequence.tokens, options.noRepeatNgramSize);
       const token = argmax(scores);
       sequence.tokens.push(token);
       sequence.logProbability += scores[token]!;
@@ -40,7 +40,7 @@ export async function beamSearch(context: DecoderContext, options: SearchOptions
       const logProbabilities = await decodeNextToken(context, beams);
       const candidates: Array<{ beam: number; token: number; score: number }> = [];
       beams.forEach((beam, row) => {
-        const scores = banRepeats(logProbabilities[row]!, beam.tokens, options.noRepeatNgramSize);
+        const scores = banRepeats(checkScores(logProbabilities[row]!), beam.tokens, options.noRepeatNgramSize);
         for (const token of topK(scores, 2 * options.beamSize)) candidates.push({ beam: row, token, score: beam.logProbability + scores[token]! });
       });
       candidates.sort((a, b) => b.score - a.score);
@@ -61,6 +61,12 @@ export async function beamSearch(context: DecoderContext, options: SearchOptions
     results.push(finished.reduce((best, s) => (normalised(s) > normalised(best) ? s : best)));
   }
   return results;
+}
+
+/** NaN scores (weights so large that the logits overflow) would silently pick a meaningless token. */
+function checkScores(scores: Float32Array): Float32Array {
+  if (scores.some(Number.isNaN)) throw new Error('the decoder\'s scores are not numbers (NaN): the model\'s weights are broken');
+  return scores;
 }
 
 /** −∞ for every token that would repeat an n-gram already in `tokens`. */
