@@ -10,6 +10,7 @@ import { buildOfaTokenizerJson } from '../data/ofaTokenizer.js';
 import { replaceDirectory, writeFileAtomic } from './atomicWrite.js';
 import { readOfaCheckpointWeights } from './ofaCheckpoint.js';
 import { encodeSafetensors, type NamedArray } from './safetensors.js';
+import { nodeSha256 } from './sha256.js';
 
 export type OfaTask = 've' | 'caption';
 export const OFA_TASKS: readonly OfaTask[] = ['ve', 'caption'];
@@ -60,7 +61,7 @@ export function convertOfaCheckpoint(options: OfaConvertOptions): OfaConvertResu
     writeFileAtomic(join(fresh, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
     writeFileAtomic(join(fresh, 'model.safetensors'), encodeSafetensors(stored, {
       dtype: 'F32',
-      metadata: { format: 'ofa', aliases: JSON.stringify(checkpoint.aliases), source_dtype: checkpoint.floatDtype },
+      metadata: { format: 'ofa', aliases: JSON.stringify(checkpoint.aliases), source_dtype: checkpoint.floatDtype }, sha256: nodeSha256,
     }));
     writeFileAtomic(join(fresh, 'tokenizer.json'), `${JSON.stringify(tokenizer)}\n`);
     // Other files in an existing --out (exits.json, evaluation results) are kept.

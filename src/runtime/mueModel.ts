@@ -22,6 +22,8 @@ export const ENTAILMENT_ANSWERS = ENTAILMENT_LABELS;
 export type EntailmentAnswer = (typeof ENTAILMENT_ANSWERS)[number];
 
 export { EXITS_FILE, type LoadOptions, type LoadProgress } from './modelSource.js';
+/** Widest beam search: memory grows with beams × vocabulary × length, and wider beams stop helping long before this. */
+export const MAX_BEAM_SIZE = 64;
 
 export interface ExitThresholds {
   imageThreshold: number;
@@ -181,7 +183,8 @@ export class MuEModel {
     const granularity = options.exitGranularity ?? CAPTION_DECODING.exitGranularity;
     if (!EXIT_GRANULARITIES.includes(granularity)) throw new Error(`exitGranularity must be one of ${EXIT_GRANULARITIES.join(', ')} (got ${JSON.stringify(granularity)})`);
     const { beamSize, noRepeatNgramSize, lengthPenalty, minLength } = search;
-    if (!Number.isInteger(beamSize) || beamSize < 1) throw new Error(`beamSize must be a positive integer (got ${beamSize})`);
+    const beamLimit = Math.min(MAX_BEAM_SIZE, this.config.vocabSize);
+    if (!Number.isInteger(beamSize) || beamSize < 1 || beamSize > beamLimit) throw new Error(`beamSize must be an integer from 1 to ${beamLimit} (got ${beamSize})`);
     if (!Number.isInteger(noRepeatNgramSize) || noRepeatNgramSize < 0) throw new Error(`noRepeatNgramSize must be a non-negative integer (got ${noRepeatNgramSize})`);
     if (!Number.isFinite(lengthPenalty)) throw new Error(`lengthPenalty must be a finite number (got ${lengthPenalty})`);
     if (!Number.isInteger(minLength) || minLength < 0 || minLength > search.maxLength) throw new Error(`minLength must be an integer in [0, ${search.maxLength}] (got ${minLength})`);
