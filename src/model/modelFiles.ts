@@ -67,9 +67,12 @@ function checkSavedConfig(saved: string | undefined, current: Record<string, unk
   if (saved === undefined) return; // written before configs were recorded: the shape checks are all there is
   let recorded: Record<string, unknown>;
   try {
-    recorded = JSON.parse(saved) as Record<string, unknown>;
-  } catch {
-    throw new Error(`${FILES.weights}: the recorded config in its metadata is not valid JSON`);
+    const { task, ...config } = JSON.parse(saved) as Record<string, unknown>;
+    // Through validateConfig as config.json is: a field added since the save (e.g. veFormulation)
+    // gets the same default on both sides, so only a real disagreement is refused.
+    recorded = { task, ...validateConfig(config) };
+  } catch (error) {
+    throw new Error(`${FILES.weights}: the recorded config in its metadata is not a valid config (${(error as Error).message})`);
   }
   for (const key of new Set([...Object.keys(recorded), ...Object.keys(current)])) {
     if (recorded[key] !== current[key]) {
