@@ -133,10 +133,11 @@ export interface TrainResult { finalStep: number; lastValidation?: ValidationRec
 export type TrainStart = 'fresh' | 'resume' | 'overwrite';
 
 export async function train(given: TrainOptions, callbacks: TrainCallbacks = {}, start: TrainStart = 'fresh'): Promise<TrainResult> {
+  // A crash during a checkpoint swap may have left the newest checkpoint in a leftover folder;
+  // recovered first, so a resume reads that checkpoint's options.
+  recoverCheckpoint(given.outDir);
   const options = withDefaults(given, start);
   validateTrainOptions(options);
-  // A crash during a checkpoint swap may have left the newest checkpoint in a leftover folder.
-  recoverCheckpoint(options.outDir);
   if (start === 'fresh' && existsSync(join(options.outDir, FILES.config))) {
     throw new Error(`${options.outDir} already holds a checkpoint: pass --resume to continue it or --overwrite to start again`);
   }
