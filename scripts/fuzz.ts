@@ -1,12 +1,13 @@
-// Fuzz: thousands of malformed requests against `mue serve`; every one must get a 4xx JSON error
-// and the server must still answer a valid request afterwards. Results go to results/serve.json ("fuzz").
+// Fuzz: thousands of malformed requests against `mue serve` (plus protocol-level ones over raw
+// sockets); every one must get a 4xx JSON error and the server must still answer a valid request
+// afterwards. Results go to results/serve.json ("fuzz").
 // Usage: node --import tsx scripts/fuzz.ts --model DIR [--count 10000] [--seed 1] [--concurrency 16]
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
 import { encodePng } from '../src/data/png.js';
 import { veExample } from '../src/data/sceneworld.js';
-import { describeModel, startServer, updateServeResults } from './serveHarness.js';
+import { describeModel, jsonError, rawExchange, startServer, updateServeResults } from './serveHarness.js';
 
 export interface FuzzRequest { kind: string; method: string; path: string; headers: Record<string, string>; body?: Buffer }
 
@@ -53,7 +54,7 @@ export function malformedRequests(count: number, seed: number): FuzzRequest[] {
     ]);
     return { kind, method: 'POST', path: '/v1/entail', headers: { 'content-type': `multipart/form-data; boundary=${boundary}` }, body: Buffer.concat([...chunks, Buffer.from(`--${boundary}--\r\n`)]) };
   };
-  const badThresholds = [2, -1.5, 1e9, 'abc', '', null, true, [], {}, 'NaN', '1e400'];
+  const badThresholds = [2, -1.5, 1e9, 'abc', '', null, true, [], {}, 'NaN', '1e400', '0x1', '0b1', '  0.5  ', '1e-1', 'Infinity', '+0.5'];
   const generators: Array<() => FuzzRequest> = [
     () => json('not an image', { image: image(bytes(1 + Math.floor(next() * 2000))), hypothesis }),
     () => json('truncated image', { image: image(png.subarray(0, 1 + Math.floor(next() * (png.length - 20)))), hypothesis }),
@@ -85,6 +86,15 @@ export function malformedRequests(count: number, seed: number): FuzzRequest[] {
     () => form('multipart file under the wrong name', [{ name: 'picture', value: png, filename: 'x.png' }, { name: 'hypothesis', value: hypothesis }]),
     () => form('multipart with two files', [{ name: 'image', value: png, filename: 'a.png' }, { name: 'image', value: png, filename: 'b.png' }, { name: 'hypothesis', value: hypothesis }]),
     () => form('multipart threshold out of range', [{ name: 'image', value: png, filename: 'a.png' }, { name: 'hypothesis', value: hypothesis }, { name: 'textThreshold', value: String(pick(badThresholds)) }]),
+    () => form('multipart hypothesis sent as a file', [{ name: 'image', value: png, filename: 'a.png' }, { name: 'hypothesis', value: hypothesis, filename: 'h.txt' }]),
+    () => {
+      // Written as text: JSON.stringify would itself overflow on deep nesting.
+      const depth = 1000 + Math.floor(next() * 50_000);
+      const field = pick(['imageThreshold', 'decoderThreshold', 'hypothesis']);
+      const body = `{"image":"${image(png)}",${field === 'hypothesis' ? '' : `"hypothesis":"${hypothesis}",`}"${field}":${'['.repeat(depth)}0.5${']'.repeat(depth)}}`;
+      return { kind: 'deeply nested value', method: 'POST', path: '/v1/entail', headers: { 'content-type': 'application/json' }, body: Buffer.from(body) };
+    },
+    () => ({ ...json('compressed body', { image: image(png), hypothesis }), headers: { 'content-type': 'application/json', 'content-encoding': pick(['gzip', 'br', 'deflate', 'zstd', 'x-unknown', 'gzip, identity']) } }),
     () => form('multipart overlong field', [{ name: 'image', value: png, filename: 'a.png' }, { name: 'hypothesis', value: 'x'.repeat(2000) }]),
     () => form('multipart not an image', [{ name: 'image', value: bytes(500), filename: 'a.png' }, { name: 'hypothesis', value: hypothesis }]),
     () => json('caption on a ve model', { image: image(png) }, '/v1/caption'),
@@ -93,6 +103,49 @@ export function malformedRequests(count: number, seed: number): FuzzRequest[] {
     () => ({ kind: 'wrong method', method: pick(['GET', 'PUT', 'DELETE', 'PATCH']), path: pick(['/v1/entail', '/v1/caption']), headers: {} }),
   ];
   return Array.from({ length: count }, (_, index) => generators[index % generators.length]!());
+}
+
+/** Requests fetch cannot send (no Host, CONNECT, `*`, broken framing, …), as raw bytes; each must get a JSON 4xx. */
+export function protocolRequests(): Array<{ kind: string; bytes: Buffer }> {
+  const raw = (kind: string, text: string) => ({ kind, bytes: Buffer.from(text, 'latin1') });
+  const json = '{"hypothesis":"a"}';
+  return [
+    raw('no Host', 'GET /healthz HTTP/1.1\r\n\r\n'),
+    raw('no Host on a POST', `POST /v1/entail HTTP/1.1\r\ncontent-type: application/json\r\ncontent-length: ${json.length}\r\n\r\n${json}`),
+    raw('Expect: teapot', 'GET /healthz HTTP/1.1\r\nhost: x\r\nexpect: teapot\r\n\r\n'),
+    raw('Expect: 200-ok', `POST /v1/entail HTTP/1.1\r\nhost: x\r\nexpect: 200-ok\r\ncontent-type: application/json\r\ncontent-length: ${json.length}\r\n\r\n${json}`),
+    raw('CONNECT', 'CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\n\r\n'),
+    raw('target *', 'GET * HTTP/1.1\r\nhost: x\r\n\r\n'),
+    raw('OPTIONS *', 'OPTIONS * HTTP/1.1\r\nhost: x\r\n\r\n'),
+    raw('absolute-form target', 'GET http://example.com/ HTTP/1.1\r\nhost: example.com\r\n\r\n'),
+    raw('not HTTP', 'HELLO\r\n\r\n'),
+    raw('HTTP/2 preface', 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'),
+    raw('unknown HTTP version', 'GET / HTTP/9.9\r\nhost: x\r\n\r\n'),
+    raw('bad Content-Length', 'POST /v1/entail HTTP/1.1\r\nhost: x\r\ncontent-length: abc\r\n\r\n'),
+    raw('two different Content-Lengths', `POST /v1/entail HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 5\r\ncontent-length: ${json.length}\r\n\r\n${json}`),
+    raw('Content-Length and chunked', `POST /v1/entail HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${json.length}\r\ntransfer-encoding: chunked\r\n\r\n${json}`),
+    raw('bad chunk size', 'POST /v1/entail HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n'),
+    raw('header without colon', 'GET /healthz HTTP/1.1\r\nhost: x\r\nbroken header\r\n\r\n'),
+    raw('control character in a header', 'GET /healthz HTTP/1.1\r\nhost: x\r\nx-a: b\x01c\r\n\r\n'),
+    raw('huge headers', `GET /healthz HTTP/1.1\r\nhost: x\r\nx-big: ${'a'.repeat(20_000)}\r\n\r\n`),
+    raw('bad percent escape', 'GET /v1/example?index=%zz HTTP/1.1\r\nhost: x\r\n\r\n'),
+    raw('gzip body', `POST /v1/entail HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-encoding: gzip\r\ncontent-length: ${json.length}\r\n\r\n${json}`),
+  ];
+}
+
+/** Sends each protocol-level case on its own connection; a failure is anything but a 4xx with a JSON {error} body. */
+export async function sendRaw(url: string, requests: Array<{ kind: string; bytes: Buffer }>): Promise<FuzzOutcome> {
+  const port = Number(new URL(url).port);
+  const outcome: FuzzOutcome = { byStatus: {}, byKind: {}, failures: [] };
+  for (const request of requests) {
+    const answer = await rawExchange(port, request.bytes, { waitMs: 5000, untilClose: false });
+    outcome.byStatus[answer.status] = (outcome.byStatus[answer.status] ?? 0) + 1;
+    outcome.byKind[request.kind] = { [answer.status]: 1 };
+    if (answer.status < 400 || answer.status >= 500 || jsonError(answer) === undefined) {
+      outcome.failures.push({ kind: request.kind, status: answer.status, body: `${answer.headers}\n${answer.body}`.slice(0, 300) });
+    }
+  }
+  return outcome;
 }
 
 export interface FuzzOutcome { byStatus: Record<string, number>; byKind: Record<string, Record<string, number>>; failures: Array<{ kind: string; status: number; body: string }> }
@@ -149,18 +202,22 @@ async function main(): Promise<void> {
     const started = performance.now();
     const outcome = await sendAll(server.url, malformedRequests(count, seed), concurrency);
     const seconds = (performance.now() - started) / 1000;
+    const protocol = await sendRaw(server.url, protocolRequests());
     const healthyAfter = await stillHealthy(server.url);
     const exitCode = await server.stop();
     const summary = {
       date: new Date().toISOString(), model: describeModel(values.model), requests: count, seed, concurrency, seconds,
       all4xx: outcome.failures.length === 0, failures: outcome.failures.length, firstFailures: outcome.failures.slice(0, 10),
-      byStatus: outcome.byStatus, byKind: outcome.byKind, healthyAfter, gracefulExitCode: exitCode,
+      byStatus: outcome.byStatus, byKind: outcome.byKind,
+      protocolCases: { requests: protocolRequests().length, failures: protocol.failures, byKind: protocol.byKind },
+      healthyAfter, gracefulExitCode: exitCode,
     };
     updateServeResults('fuzz', summary);
     console.log(`${count} malformed requests in ${seconds.toFixed(1)} s: status ${JSON.stringify(outcome.byStatus)}; `
       + `${outcome.failures.length} not answered with a 4xx JSON error; healthy afterwards: ${healthyAfter}; exit code ${exitCode}`);
-    for (const failure of outcome.failures.slice(0, 10)) console.log(`  ${failure.kind}: ${failure.status} ${failure.body}`);
-    if (outcome.failures.length > 0 || !healthyAfter) process.exitCode = 1;
+    console.log(`${protocolRequests().length} protocol-level malformed requests: ${protocol.failures.length} not answered with a 4xx JSON error`);
+    for (const failure of [...outcome.failures.slice(0, 10), ...protocol.failures]) console.log(`  ${failure.kind}: ${failure.status} ${failure.body}`);
+    if (outcome.failures.length > 0 || protocol.failures.length > 0 || !healthyAfter) process.exitCode = 1;
   } finally {
     await server.stop();
   }

@@ -58,7 +58,8 @@ test('safetensors header follows the format: 8-byte LE size, JSON header, aligne
   const header = JSON.parse(bytes.subarray(8, 8 + headerSize).toString('utf8'));
   assert.deepEqual(header.token_embedding.shape, [checkpoint.config.vocabSize, checkpoint.config.dim]);
   assert.equal(header.token_embedding.dtype, 'F32');
-  assert.deepEqual(header.__metadata__, { format: 'mue' });
+  assert.equal(header.__metadata__.format, 'mue');
+  assert.match(header.__metadata__.sha256, /^[0-9a-f]{64}$/);
   // Every tensor: F32, data_offsets matching its shape, packed contiguously from 0 with no gap or
   // overlap up to the end of the file (what Python's safetensors checks before it loads).
   const entries = Object.entries(header).filter(([name]) => name !== '__metadata__') as Array<[string, { dtype: string; shape: number[]; data_offsets: [number, number] }]>;

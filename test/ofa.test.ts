@@ -107,7 +107,7 @@ describe('parity with the official OFA / MuE code (reference fixtures)', () => {
     copyFileSync(join(fixtures, 'tiny-mue', 'config.json'), join(checkpointOnly, 'config.json'));
     writeFileSync(join(checkpointOnly, 'checkpoint.pt'), 'not read');
     await assert.rejects(verifyOfa('--fixture', checkpointOnly), /checkpoint\.pt is not a PyTorch checkpoint/);
-    await assert.rejects(verifyOfa('--fixture', join(fixtures, 'tiny-mue'), '--tolerance', '0'), /--tolerance must be positive/);
+    await assert.rejects(verifyOfa('--fixture', join(fixtures, 'tiny-mue'), '--tolerance', '0'), /--tolerance must be a number in \(0, 1\]/);
   });
 });
 

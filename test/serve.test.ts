@@ -95,6 +95,19 @@ describe('DynamicBatcher', () => {
     assert.equal(finished, true);
   });
 
+  test('stop() rejects the queued requests and later submits, and lets the running batch finish', async () => {
+    const { batcher, batches } = recordingBatcher({ maxBatch: 1, maxWaitMs: 0 }, 40);
+    const running = batcher.submit({ t: 1 }, 1);
+    const queued = [batcher.submit({ t: 1 }, 2), batcher.submit({ t: 1 }, 3)].map((request) => request.then(() => 'answered', (error: Error) => error.message));
+    await delay(5);
+    assert.equal(batcher.stop(new Error('stopping')), 2);
+    assert.equal((await running).output, 10);
+    assert.deepEqual(await Promise.all(queued), ['stopping', 'stopping']);
+    await assert.rejects(batcher.submit({ t: 1 }, 4), /stopping/);
+    await batcher.drain();
+    assert.deepEqual(batches.map((batch) => batch.inputs), [[1]]);
+  });
+
   test('limits are validated', () => {
     assert.throws(() => new DynamicBatcher(async () => [], { maxBatch: 0, maxWaitMs: 0, maxQueue: 1, timeoutMs: 1 }), /maxBatch must be ≥ 1/);
   });
@@ -272,10 +285,11 @@ describe('HTTP API', () => {
   });
 
   test('mue serve finishes in-flight requests on SIGTERM, then exits 0', async () => {
-    const server = await startServer(['--model', veDir, '--max-wait-ms', '100']);
+    const server = await startServer(['--model', veDir, '--max-wait-ms', '1000']);
     const body = JSON.stringify({ image: png.toString('base64'), hypothesis: 'a circle' });
     const inFlight = Array.from({ length: 4 }, () => fetch(`${server.url}/v1/entail`, { method: 'POST', headers: { 'content-type': 'application/json' }, body }));
-    await delay(30); // the requests are waiting in the 100 ms batching window
+    // SIGTERM once all four wait in the 1 s batching window (received in full, so each must get its answer).
+    while (!/^mue_queue_depth 4$/m.test(await (await fetch(`${server.url}/metrics`)).text())) await delay(5);
     const exitCode = server.stop();
     const responses = await Promise.all(inFlight);
     assert.deepEqual(responses.map((response) => response.status), [200, 200, 200, 200]);

@@ -49,7 +49,8 @@ test('training N steps equals N/2 steps + resume + N/2 steps (loss to 1e-6, iden
 test('training refuses to clobber a checkpoint, a changed resume, and bad options', async () => {
   await assert.rejects(train(tinyRun('straight')), /already holds a checkpoint/);
   await assert.rejects(train(tinyRun('straight', { learningRate: 1e-2 }), {}, 'resume'), /cannot resume: option learningRate/);
-  await assert.rejects(train(tinyRun('x', { batchSize: 0 })), /--batch-size must be a positive integer/);
+  await assert.rejects(train(tinyRun('x', { batchSize: 0 })), /--batch-size must be an integer from 1 to 4096/);
+  await assert.rejects(train(tinyRun('x', { steps: 1e20 })), /--steps must be an integer from 1 to 10000000/);
   await assert.rejects(train(tinyRun('x', { labelSmoothing: 1 })), /--label-smoothing/);
   await assert.rejects(train(tinyRun('nothing'), {}, 'resume'), /not a model directory/);
 });

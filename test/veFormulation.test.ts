@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { openDataSource, takeRecords, type TaskRecord } from '../src/data/dataSource.js';
+import { entailmentAnswerIds } from '../src/data/entailmentPrompt.js';
 import { sceneWorldTokenizer } from '../src/data/sceneworld.js';
 import { WordTokenizer } from '../src/data/tokenizer.js';
 import { validateConfig } from '../src/model/config.js';
@@ -83,7 +84,7 @@ test('the decoder prompt counts against maxTargetLength; a batch cannot mix form
   assert.equal(fitsModel(prompt, tokenizer, tinyConfig({ vocabSize: tokenizer.vocabSize, maxTextLength: 11, maxTargetLength: 24 })), false);
   const config = tinyConfig({ vocabSize: tokenizer.vocabSize, maxTextLength: 20, maxTargetLength: 24 });
   assert.throws(() => makeBatch([prompt, fromTaskRecord(record('there is a circle', 'no'), 0, 'bos')], tokenizer, config), /cannot mix/);
-  assert.throws(() => makeBatch([{ ...prompt, target: 'red' }], tokenizer, config), /answer "red" is not one of the tokens yes, no, maybe/);
+  assert.throws(() => makeBatch([{ ...prompt, target: 'red' }], tokenizer, config), /answer "red" is not one of yes, no, maybe/);
 });
 
 test('model configs record the formulation: absent means bos (old checkpoints), anything else is refused', () => {
@@ -114,4 +115,19 @@ test('constrained label-smoothed CE: a softmax over the allowed tokens, smoothin
   const gradient = tf.grad((z: tf.Tensor) => labelSmoothedCrossEntropy(z as tf.Tensor3D, targets, mask, 0.1, allowed))(logits).arraySync() as number[][][];
   for (const value of [gradient[0]![1]![1], gradient[0]![1]![3], ...gradient[0]![0]!]) assert.equal(Math.abs(value!), 0);
   tf.dispose([logits, targets, mask]);
+});
+
+test('answer ids: prompt models use the word after a space (OFA\'s " yes"), bos models the bare word; an answer must be one token', () => {
+  // A stand-in for a GPT-2 style BPE, whose word-initial tokens differ from the bare words.
+  const bpeLike = {
+    ...sceneWorldTokenizer(),
+    encode: (text: string) => ({ ' yes': [4420], ' no': [117], ' maybe': [2085] } as Record<string, number[]>)[text] ?? [9, 9],
+    idOf: (token: string) => ({ yes: 10, no: 11, maybe: 12 } as Record<string, number>)[token] ?? 3,
+  };
+  assert.deepEqual(entailmentAnswerIds(bpeLike, 'prompt'), [4420, 117, 2085]);
+  assert.deepEqual(entailmentAnswerIds(bpeLike, 'bos'), [10, 11, 12]);
+  assert.throws(() => entailmentAnswerIds({ ...bpeLike, encode: () => [1, 2] }, 'prompt'), /splits the answer " yes" into 2 tokens/);
+  // SceneWorld's word tokenizer: both are the word's id.
+  assert.deepEqual(entailmentAnswerIds(sceneWorldTokenizer(), 'prompt'), [4, 5, 6]);
+  assert.deepEqual(entailmentAnswerIds(sceneWorldTokenizer(), 'bos'), [4, 5, 6]);
 });

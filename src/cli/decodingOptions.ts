@@ -4,12 +4,12 @@
 import type { Command } from 'commander';
 import { EXIT_GRANULARITIES, KV_STRATEGIES } from '../runtime/decoderExits.js';
 import { THRESHOLD_SCHEDULES } from '../runtime/exits.js';
-import { CAPTION_DECODING, type InferenceOptions } from '../runtime/mueModel.js';
-import { parseChoice, parseInteger } from './options.js';
+import { CAPTION_DECODING, MAX_BEAM_SIZE, type InferenceOptions } from '../runtime/mueModel.js';
+import { integerOption, parseChoice } from './options.js';
 
 export function addDecodingOptions(command: Command): Command {
   return command
-    .option('--beam-size <n>', `caption beam width (default ${CAPTION_DECODING.beamSize}, official; 1 = greedy)`, parseInteger('--beam-size', 1))
+    .addOption(integerOption('--beam-size <n>', `caption beam width (default ${CAPTION_DECODING.beamSize}, official; 1 = greedy; at most the model's vocabulary)`, 1, MAX_BEAM_SIZE))
     .option('--decoder-schedule <name>', `decoder threshold over caption steps: ${THRESHOLD_SCHEDULES.join(' | ')} (default ${CAPTION_DECODING.decoderSchedule}, official)`, parseChoice('--decoder-schedule', THRESHOLD_SCHEDULES))
     .option('--kv-strategy <name>', `key/values of decoder layers a token skipped: ${KV_STRATEGIES.join(' | ')} (default ${CAPTION_DECODING.kvStrategy}, official)`, parseChoice('--kv-strategy', KV_STRATEGIES))
     .option('--exit-granularity <name>', `decoder exit decision: ${EXIT_GRANULARITIES.join(' | ')} (default ${CAPTION_DECODING.exitGranularity}: each beam on its own; step = one per step for all beams, official)`, parseChoice('--exit-granularity', EXIT_GRANULARITIES));

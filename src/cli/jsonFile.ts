@@ -1,13 +1,16 @@
-// Reading a user-given JSON file with errors that say which file and what is wrong.
-import { readFile } from 'node:fs/promises';
+// Reading a user-given JSON file with errors that say which file and what is wrong, with a byte
+// limit that also holds for devices, FIFOs and pipes (see boundedRead.ts).
+import { readFileBounded } from '../data/boundedRead.js';
 
-export async function readJsonFile(path: string): Promise<unknown> {
+/** Largest JSON file the CLI reads (references, candidates, reports): 256 MB. */
+export const MAX_JSON_BYTES = 256 * 1024 * 1024;
+
+export async function readJsonFile(path: string, maxBytes = MAX_JSON_BYTES): Promise<unknown> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = readFileBounded(path, maxBytes).toString('utf8');
   } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (error as Error).message;
-    throw new Error(`cannot read ${path}: ${reason}`);
+    throw new Error(`cannot read ${path}: ${(error as Error).message}`);
   }
   try {
     return JSON.parse(text);

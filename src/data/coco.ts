@@ -3,7 +3,8 @@
 // One record per image with all its reference captions. The file (~140 MB for COCO) is one
 // JSON object, so it is parsed whole — refused above MAX_KARPATHY_BYTES with a clear error
 // rather than running the process out of memory; images are decoded one at a time.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { readFileBounded } from './boundedRead.js';
 import { join } from 'node:path';
 import type { DataSource, TaskRecord } from './dataSource.js';
 import { loadImageFile } from './image.js';
@@ -35,11 +36,15 @@ export function cocoSource(directory: string): DataSource {
 function readKarpathy(directory: string): KarpathyImage[] {
   const path = join(directory, KARPATHY_FILE);
   if (!existsSync(path)) throw new Error(`COCO: ${path} does not exist (expected the Karpathy split file ${KARPATHY_FILE} in ${directory})`);
-  const bytes = statSync(path).size;
-  if (bytes > MAX_KARPATHY_BYTES) throw new Error(`COCO: ${path} is ${bytes} bytes, more than the ${MAX_KARPATHY_BYTES} this reader parses`);
+  let text: string;
+  try {
+    text = readFileBounded(path, MAX_KARPATHY_BYTES).toString('utf8');
+  } catch (error) {
+    throw new Error(`COCO: cannot read ${path}: ${(error as Error).message}`);
+  }
   let json: unknown;
   try {
-    json = JSON.parse(readFileSync(path, 'utf8'));
+    json = JSON.parse(text);
   } catch (error) {
     throw new Error(`COCO: ${path} is not valid JSON (${(error as Error).message})`);
   }

@@ -3,6 +3,7 @@
 // premise caption) inside a fixed question template. The leading space is OFA's: with a
 // GPT-2 style BPE it makes " does" the word-initial token the OFA vocabulary has.
 import { encodeText } from './preprocess.js';
+import { ENTAILMENT_LABELS } from './sceneworld/entailment.js';
 import type { TextTokenizer } from './tokenizer.js';
 
 /**
@@ -35,4 +36,19 @@ export function entailmentText(formulation: VeFormulation, hypothesis: string, p
 export function encodeEntailment(tokenizer: TextTokenizer, formulation: VeFormulation, hypothesis: string, premise: string | undefined, maxLength: number): number[] {
   if (!/[^\p{P}\p{S}\s]/u.test(hypothesis)) throw new Error('text is empty');
   return encodeText(tokenizer, entailmentText(formulation, hypothesis, premise), maxLength);
+}
+
+/**
+ * Token ids of the answers yes, no, maybe (in that order). 'prompt' models answer with the word
+ * after a space, as OFA's ` yes` (a GPT-2 BPE has a distinct word-initial token; a word-level or
+ * WordPiece tokenizer gives the plain word); 'bos' models with the token of the bare word, as they
+ * were trained. Each answer must be one token.
+ */
+export function entailmentAnswerIds(tokenizer: TextTokenizer, formulation: VeFormulation): number[] {
+  if (formulation === 'bos') return ENTAILMENT_LABELS.map((label) => tokenizer.idOf(label));
+  return ENTAILMENT_LABELS.map((label) => {
+    const ids = tokenizer.encode(` ${label}`);
+    if (ids.length !== 1) throw new Error(`the tokenizer splits the answer " ${label}" into ${ids.length} tokens; VE answers must be one token`);
+    return ids[0]!;
+  });
 }

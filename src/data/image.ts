@@ -6,7 +6,7 @@
 // Resize policy: scale so the SHORTER side equals the input size (bicubic-family "lanczos3",
 // sharp's default), then centre-crop the longer side ("cover"). Aspect ratio is kept; the
 // margins of the longer side are lost. Images smaller than the input size are scaled up.
-import { readFile, stat } from 'node:fs/promises';
+import { readFileBounded } from './boundedRead.js';
 import sharp from 'sharp';
 import type { RgbPixels } from './preprocess.js';
 
@@ -61,15 +61,19 @@ export async function loadImage(bytes: Uint8Array, size: number, source: string,
 /** libvips reports one line per warning, often repeated; keep each distinct line once, on one line. */
 const decoderReason = (error: unknown): string => [...new Set((error as Error).message.split('\n').map((line) => line.trim()).filter(Boolean))].join('; ');
 
-/** loadImage on a file; its size is checked before it is read. */
-export async function loadImageFile(path: string, size: number, limits: ImageLimits = DEFAULT_IMAGE_LIMITS): Promise<RgbPixels> {
-  let bytes: Buffer;
+/**
+ * An image file's bytes, read with the byte limit whatever the path is (regular file, device,
+ * FIFO or pipe: see boundedRead.ts); a FIFO that stays silent fails after a few seconds.
+ */
+export function readImageFile(path: string, limits: ImageLimits = DEFAULT_IMAGE_LIMITS): Buffer {
   try {
-    const { size: fileBytes } = await stat(path);
-    if (fileBytes > limits.maxBytes) throw new Error(`image file is ${fileBytes} bytes, more than the limit of ${limits.maxBytes}`);
-    bytes = await readFile(path);
+    return readFileBounded(path, limits.maxBytes);
   } catch (error) {
-    throw new Error(`cannot read image ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    throw new Error(`cannot read image ${path}: ${(error as Error).message}`);
   }
-  return loadImage(bytes, size, path, limits);
+}
+
+/** loadImage on a file read by readImageFile. */
+export async function loadImageFile(path: string, size: number, limits: ImageLimits = DEFAULT_IMAGE_LIMITS): Promise<RgbPixels> {
+  return loadImage(readImageFile(path, limits), size, path, limits);
 }

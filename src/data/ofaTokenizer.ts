@@ -3,7 +3,7 @@
 // tokenizer.json folds them into one BPE model whose vocabulary maps each GPT-2 piece straight to its
 // dictionary row. Dictionary layout (OFA tasks/ofa_task.py): <s> <pad> </s> <unk>, the dict.txt lines
 // in file order, <mask>, <code_0..C-1>, <bin_0..B-1>. Source files: ../shared/ofa/vocab/README.md.
-import { readFileSync } from 'node:fs';
+import { readFileBounded } from './boundedRead.js';
 import { join } from 'node:path';
 
 export const OFA_BPE_FILES = { encoder: 'encoder.json', merges: 'vocab.bpe', dictionary: 'dict.txt' } as const;
@@ -88,9 +88,12 @@ export function buildOfaTokenizerJson(bpeDir: string, sizes: OfaDictionarySizes)
   return { json, layout };
 }
 
+/** OFA's BPE files are a few MB; anything near this is not one. */
+const MAX_BPE_FILE_BYTES = 64 * 1024 * 1024;
+
 function readText(path: string): string {
   try {
-    return readFileSync(path, 'utf8');
+    return readFileBounded(path, MAX_BPE_FILE_BYTES).toString('utf8');
   } catch (error) {
     const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (error as Error).message;
     throw new Error(`cannot read ${path}: ${reason} (--bpe-dir must hold OFA's ${Object.values(OFA_BPE_FILES).join(', ')})`);

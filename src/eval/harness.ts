@@ -1,10 +1,11 @@
 // `mue eval` end to end: full depth once per model, then every method's sweep on the same
 // inputs, in one process, into one EvaluationReport.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Split } from '../data/sceneworld.js';
 import { describe } from './calibrate.js';
 import { EXITS_FILE, MuEModel, readExitThresholds, type InferenceOptions, type Telemetry } from '../runtime/mueModel.js';
+import { readExitsJson } from '../runtime/platform.js';
 import { evaluationSet, mean, runMethod, runPaired, summariseRun, type MethodRun } from './evaluate.js';
 import { methodSweeps, type ModelRole } from './methods.js';
 import type { EvaluationReport, MethodResult } from './types.js';
@@ -88,8 +89,8 @@ export async function evaluateModels(options: HarnessOptions): Promise<Evaluatio
     let calibration: EvaluationReport['calibration'];
     const exitsPath = join(options.modelDir, EXITS_FILE);
     if (existsSync(exitsPath) && (!options.methods || options.methods.includes('mue-calibrated'))) {
-      const stored = JSON.parse(readFileSync(exitsPath, 'utf8')) as { calibration?: { target?: number; retention?: number } };
       const thresholds = readExitThresholds(options.modelDir);
+      const stored = readExitsJson(options.modelDir) as { calibration?: { target?: number; retention?: number } };
       const timed = await runPaired(main, examples, { ...decoding, ...thresholds }, fullDepth, undefined, fused);
       const result = summariseRun(main, examples, timed.run, reference('main', timed), 'mue-calibrated', describe(thresholds), thresholds.decoderThreshold);
       results.push(result);

@@ -2,9 +2,10 @@
 // (layout: ../shared/ofa/fixtures/README.md): every stored tensor (ResNet output, embeddings,
 // biases, every layer, per-layer logits, encoder output) within a relative error
 // max|ours − ref| / max|ref|, and the exit layers of every early-exit run.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { readFileBounded } from '../data/boundedRead.js';
 import { readOfaCheckpointWeights } from '../model/ofaCheckpoint.js';
 import { countResnetBlocks, type OfaConfig, ofaConfigFromModelArgs } from '../model/ofaConfig.js';
 import { decodeSafetensors, type NamedArray, type SafetensorsFile } from '../model/safetensors.js';
@@ -54,11 +55,17 @@ interface FixtureConfig {
   early_exit_runs?: { name: string; img_thres: number; txt_thres: number; decoder_thres: number; 'encoder_exit_layer[image,text]': [number, number]; decoder_exit_layer: number }[];
 }
 
+/** Largest fixture file read or unpacked (OFA-Large weights are about 1.9 GB). */
+const MAX_FIXTURE_FILE_BYTES = 2 ** 31 - 1;
+/** Largest fixture config.json. */
+const MAX_FIXTURE_JSON_BYTES = 16 * 1024 * 1024;
+
 /** Reads FILE (gunzipped when it is gzip data) or, when only FILE.gz exists, its gunzip. */
 function readMaybeGzipped(path: string): Buffer | null {
-  const gunzipped = (data: Buffer): Buffer => (data[0] === 0x1f && data[1] === 0x8b ? gunzipSync(data) : data);
-  if (existsSync(path)) return gunzipped(readFileSync(path));
-  if (existsSync(`${path}.gz`)) return gunzipSync(readFileSync(`${path}.gz`));
+  const gunzip = (data: Buffer): Buffer => gunzipSync(data, { maxOutputLength: MAX_FIXTURE_FILE_BYTES });
+  const gunzipped = (data: Buffer): Buffer => (data[0] === 0x1f && data[1] === 0x8b ? gunzip(data) : data);
+  if (existsSync(path)) return gunzipped(readFileBounded(path, MAX_FIXTURE_FILE_BYTES));
+  if (existsSync(`${path}.gz`)) return gunzip(readFileBounded(`${path}.gz`, MAX_FIXTURE_FILE_BYTES));
   return null;
 }
 
@@ -103,7 +110,7 @@ function locateWeights(directory: string, fixture: FixtureConfig, explicit?: str
     if (!sibling.isDirectory() || resolve(parent, sibling.name) === resolve(directory)) continue;
     const siblingDirectory = join(parent, sibling.name);
     if (!existsSync(join(siblingDirectory, 'config.json'))) continue;
-    const other = JSON.parse(readFileSync(join(siblingDirectory, 'config.json'), 'utf8')) as FixtureConfig;
+    const other = JSON.parse(readFileBounded(join(siblingDirectory, 'config.json'), MAX_FIXTURE_JSON_BYTES).toString('utf8')) as FixtureConfig;
     if (other.config === undefined || other.config !== fixture.config || other.seed !== fixture.seed) continue;
     const found = weightsIn(siblingDirectory);
     if (found) return found;
@@ -193,7 +200,7 @@ export function loadOfaFixture(directory: string, weightsOverride?: string): Ofa
   if (!existsSync(configPath)) throw new Error(`${directory}: no config.json (not a fixture directory)`);
   let fixture: FixtureConfig;
   try {
-    fixture = JSON.parse(readFileSync(configPath, 'utf8')) as FixtureConfig;
+    fixture = JSON.parse(readFileBounded(configPath, MAX_FIXTURE_JSON_BYTES).toString('utf8')) as FixtureConfig;
   } catch {
     throw new Error(`${configPath}: not valid JSON`);
   }

@@ -1,7 +1,7 @@
 // The ONNX graphs of the model, one small graph per piece (embedding, encoder layer,
 // decoder step, ...) so early-exit logic can run in TypeScript between layers, plus two
 // whole-stack graphs for benchmarks. The math is exactly TfModel's (src/model/tfModel.ts):
-// pre-LN layers, exact GELU, attention scale 1/√hs, additive −1e9 key mask.
+// pre-LN layers, exact GELU, attention scale 1/√hs, additive −1e9 key and causal masks.
 // Notation: B batch, Np image patches, Lt text tokens, T sequence, t past decoder
 // positions, M memory tokens, D width, nh heads, hs = D / nh head size, V vocabulary.
 // Attention keys and values cross graph boundaries token-major, heads concatenated: (B, T, D).
@@ -115,7 +115,7 @@ export class ModelNodes<Config extends LayerShape = ModelConfig> {
    * Multi-head attention from projected, token-major query (B, Tq, D), key and value (B, Tk, D),
    * with an optional additive mask broadcastable to (B, nh, Tq, Tk) — a key mask (B, 1, 1, Tk) or
    * a causal mask (Tq, Tk); returns the output projection (B, Tq, D).
-   * The one attention implementation (self, cross, cached decoder step).
+   * The one attention implementation (self, cross, decoder layer over new positions after a cache).
    */
   attend(query: string, key: string, value: string, additiveMask: string | null, prefix: string, hooks: AttentionHooks = {}): string {
     const { heads, dim } = this.config;

@@ -5,7 +5,7 @@ import { tokenizerFromJSON } from '../data/hfTokenizer.js';
 import type { TextTokenizer } from '../data/tokenizer.js';
 import { checkMueFamily, type ModelConfig, validateConfig } from './config.js';
 import { parameterSpecs } from './parameters.js';
-import { decodeSafetensors, type NamedArray } from './safetensors.js';
+import { decodeSafetensors, type NamedArray, type Sha256 } from './safetensors.js';
 
 export type Task = 've' | 'caption';
 export const TASKS: readonly Task[] = ['ve', 'caption'];
@@ -18,6 +18,9 @@ export const FILES = {
   optimizer: 'optimizer.safetensors',
   trainingState: 'training_state.json',
 } as const;
+
+/** Weights-file metadata key holding the task and config the weights were saved with. */
+export const CONFIG_METADATA_KEY = 'mue_config';
 
 /** The inference part of a checkpoint, as read from files or fetched. */
 export interface ModelFiles {
@@ -36,8 +39,12 @@ export interface ParsedModel {
   weights: Map<string, NamedArray>;
 }
 
-/** Validates and decodes the three files; the first problem is named with its file. */
-export function parseModelFiles(files: ModelFiles): ParsedModel {
+/**
+ * Validates and decodes the three files; the first problem is named with its file. The weights'
+ * checksum is verified when a hash function is given (Node passes one; the browser has no
+ * synchronous SHA-256, so only the checksum is skipped there: every other check still runs).
+ */
+export function parseModelFiles(files: ModelFiles, sha256?: Sha256): ParsedModel {
   const rawConfig = jsonObject(files.config, FILES.config);
   const task = rawConfig.task as Task;
   if (!TASKS.includes(task)) throw new Error(`${FILES.config}: "task" must be one of ${TASKS.join(', ')} (got ${JSON.stringify(rawConfig.task)})`);
@@ -50,12 +57,36 @@ export function parseModelFiles(files: ModelFiles): ParsedModel {
   if (tokenizer.vocabSize !== config.vocabSize) {
     throw new Error(`config/tokenizer disagree: config.json says vocabSize ${config.vocabSize}, tokenizer.json has ${tokenizer.vocabSize} tokens`);
   }
-  const weights = decodeSafetensors(files.weights, FILES.weights).tensors;
+  const { tensors: weights, metadata } = decodeSafetensors(files.weights, FILES.weights, sha256);
   checkWeights(config, weights, FILES.weights);
+  checkSavedConfig(metadata[CONFIG_METADATA_KEY], { task, ...config });
   return { task, config, tokenizer, weights };
 }
 
-/** The weights must be exactly the tensors the config implies: none missing, none extra, every shape equal. */
+/** Weights files record the task and config they were saved with; config.json must still say the same. */
+function checkSavedConfig(saved: string | undefined, current: Record<string, unknown>): void {
+  if (saved === undefined) return; // written before configs were recorded: the shape checks are all there is
+  let recorded: Record<string, unknown>;
+  try {
+    const { task, ...config } = JSON.parse(saved) as Record<string, unknown>;
+    // Through validateConfig as config.json is: a field added since the save (e.g. veFormulation)
+    // gets the same default on both sides, so only a real disagreement is refused.
+    recorded = { task, ...validateConfig(config) };
+  } catch (error) {
+    throw new Error(`${FILES.weights}: the recorded config in its metadata is not a valid config (${(error as Error).message})`);
+  }
+  for (const key of new Set([...Object.keys(recorded), ...Object.keys(current)])) {
+    if (recorded[key] !== current[key]) {
+      throw new Error(`${FILES.config} says ${key} ${JSON.stringify(current[key])} but ${FILES.weights} was saved with ${key} ${JSON.stringify(recorded[key])} (config/weights disagree)`);
+    }
+  }
+}
+
+/**
+ * The weights must be exactly the tensors the config implies (none missing, none extra, every
+ * shape equal), finite, and not all zeros where neither initialisation nor training makes zeros
+ * (matrices, embeddings and LayerNorm gains; biases may legitimately be zero).
+ */
 export function checkWeights(config: ModelConfig, weights: Map<string, NamedArray>, source: string): void {
   const specs = parameterSpecs(config);
   for (const spec of specs) {
@@ -64,10 +95,22 @@ export function checkWeights(config: ModelConfig, weights: Map<string, NamedArra
     if (tensor.shape.length !== spec.shape.length || tensor.shape.some((size, axis) => size !== spec.shape[axis])) {
       throw new Error(`${source}: tensor "${spec.name}" has shape [${tensor.shape}] but the config implies [${spec.shape}] (config/weights disagree)`);
     }
+    if (spec.init !== 'zeros' && tensor.data.length > 0 && tensor.data.every((value) => value === 0)) {
+      throw new Error(`${source}: tensor "${spec.name}" is all zeros, which no initialised or trained model has (zeroed or corrupted weights)`);
+    }
   }
   const expected = new Set(specs.map((spec) => spec.name));
   const unexpected = [...weights.keys()].find((name) => !expected.has(name));
   if (unexpected) throw new Error(`${source}: unexpected tensor "${unexpected}" (config/weights disagree)`);
+  checkFinite(weights, source);
+}
+
+/** Every value must be a finite number: a NaN or infinity means a diverged or corrupted file. */
+export function checkFinite(tensors: Map<string, NamedArray>, source: string): void {
+  for (const [name, { data }] of tensors) {
+    const index = data.findIndex((value) => !Number.isFinite(value));
+    if (index >= 0) throw new Error(`${source}: tensor "${name}" holds ${data[index]} at index ${index} (a diverged or corrupted model)`);
+  }
 }
 
 /** Text of a JSON file -> its object; a one-line error names the file. */

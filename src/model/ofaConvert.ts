@@ -7,9 +7,10 @@
 import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { buildOfaTokenizerJson } from '../data/ofaTokenizer.js';
-import { replaceDirectory, writeFileAtomic } from './atomicWrite.js';
+import { NODE_FILE_OPS, replaceDirectory, writeFileAtomic } from './atomicWrite.js';
 import { readOfaCheckpointWeights } from './ofaCheckpoint.js';
 import { encodeSafetensors, type NamedArray } from './safetensors.js';
+import { nodeSha256 } from './sha256.js';
 
 export type OfaTask = 've' | 'caption';
 export const OFA_TASKS: readonly OfaTask[] = ['ve', 'caption'];
@@ -60,16 +61,17 @@ export function convertOfaCheckpoint(options: OfaConvertOptions): OfaConvertResu
     writeFileAtomic(join(fresh, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
     writeFileAtomic(join(fresh, 'model.safetensors'), encodeSafetensors(stored, {
       dtype: 'F32',
-      metadata: { format: 'ofa', aliases: JSON.stringify(checkpoint.aliases), source_dtype: checkpoint.floatDtype },
+      metadata: { format: 'ofa', aliases: JSON.stringify(checkpoint.aliases), source_dtype: checkpoint.floatDtype }, sha256: nodeSha256,
     }));
     writeFileAtomic(join(fresh, 'tokenizer.json'), `${JSON.stringify(tokenizer)}\n`);
     // Other files in an existing --out (exits.json, evaluation results) are kept.
-    if (existsSync(out)) {
+    const outExists = existsSync(out);
+    if (outExists) {
       for (const entry of readdirSync(out, { withFileTypes: true })) {
         if (entry.isFile() && !OUTPUT_FILES.includes(entry.name)) copyFileSync(join(out, entry.name), join(fresh, entry.name));
       }
     }
-    replaceDirectory(fresh, out);
+    replaceDirectory(fresh, out, NODE_FILE_OPS, outExists);
   } catch (error) {
     rmSync(fresh, { recursive: true, force: true });
     throw error;

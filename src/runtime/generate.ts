@@ -88,8 +88,11 @@ const lastStep = (options: SearchOptions): number => options.maxLength + (option
 /**
  * The step's scores with the official constraints: `<pad>` never, only the end token at step
  * maxLength (forcedEnd), no end token before minLength, no repeated n-gram. Returns a copy.
+ * NaN scores (weights so large that the logits overflow) are refused: they would silently pick
+ * a meaningless token.
  */
 export function constrain(logProbabilities: Float32Array, tokens: number[], step: number, options: SearchOptions): Float32Array {
+  if (logProbabilities.some(Number.isNaN)) throw new Error('the decoder\'s scores are not numbers (NaN): the model\'s weights are broken');
   const scores = logProbabilities.slice();
   scores[options.padId] = -Infinity;
   if (options.forcedEnd && step >= options.maxLength) {

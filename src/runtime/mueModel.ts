@@ -1,8 +1,8 @@
 // The public inference API: load a checkpoint, answer entailment questions and write
 // captions with MuE exits, and report what each answer cost.
-import { encodeEntailment, entailmentText } from '../data/entailmentPrompt.js';
+import { encodeEntailment, entailmentAnswerIds, entailmentText } from '../data/entailmentPrompt.js';
 import { encodeText, normaliseImage, type RgbPixels } from '../data/preprocess.js';
-import { CAPTION_PROMPT } from '../data/sceneworld.js';
+import { CAPTION_PROMPT, ENTAILMENT_LABELS } from '../data/sceneworld.js';
 import type { TextTokenizer } from '../data/tokenizer.js';
 import { parseModelFiles, type ModelFiles, type ParsedModel, type Task } from '../model/modelFiles.js';
 import { imagePatchCount, type ModelConfig } from '../model/config.js';
@@ -18,10 +18,12 @@ import { openModelSource, readExitsJson } from './platform.js';
 import { answerAtPrompt } from './promptAnswer.js';
 import { concatSequences } from './rows.js';
 
-export const ENTAILMENT_ANSWERS = ['yes', 'no', 'maybe'] as const;
+export const ENTAILMENT_ANSWERS = ENTAILMENT_LABELS;
 export type EntailmentAnswer = (typeof ENTAILMENT_ANSWERS)[number];
 
 export { EXITS_FILE, type LoadOptions, type LoadProgress } from './modelSource.js';
+/** Widest beam search: memory grows with beams × vocabulary × length, and wider beams stop helping long before this. */
+export const MAX_BEAM_SIZE = 64;
 
 export interface ExitThresholds {
   imageThreshold: number;
@@ -136,7 +138,7 @@ export class MuEModel {
    * models answer at the end of the decoder prompt, 'bos' models at the first decoder position.
    */
   async entailBatch(inputs: EntailInput[], options: InferenceOptions = {}): Promise<EntailResult[]> {
-    const answerIds = ENTAILMENT_ANSWERS.map((word) => this.tokenizer.idOf(word));
+    const answerIds = entailmentAnswerIds(this.tokenizer, this.config.veFormulation); // in ENTAILMENT_ANSWERS order
     for (const input of inputs) encodeEntailment(this.tokenizer, this.config.veFormulation, input.hypothesis, input.premise, this.config.maxTextLength);
     const questions = inputs.map((input) => ({ image: input.image, text: this.entailmentText(input) }));
     // One constrained token, no end token: a one-step search with a constant decoder threshold.
@@ -181,7 +183,8 @@ export class MuEModel {
     const granularity = options.exitGranularity ?? CAPTION_DECODING.exitGranularity;
     if (!EXIT_GRANULARITIES.includes(granularity)) throw new Error(`exitGranularity must be one of ${EXIT_GRANULARITIES.join(', ')} (got ${JSON.stringify(granularity)})`);
     const { beamSize, noRepeatNgramSize, lengthPenalty, minLength } = search;
-    if (!Number.isInteger(beamSize) || beamSize < 1) throw new Error(`beamSize must be a positive integer (got ${beamSize})`);
+    const beamLimit = Math.min(MAX_BEAM_SIZE, this.config.vocabSize);
+    if (!Number.isInteger(beamSize) || beamSize < 1 || beamSize > beamLimit) throw new Error(`beamSize must be an integer from 1 to ${beamLimit} (got ${beamSize})`);
     if (!Number.isInteger(noRepeatNgramSize) || noRepeatNgramSize < 0) throw new Error(`noRepeatNgramSize must be a non-negative integer (got ${noRepeatNgramSize})`);
     if (!Number.isFinite(lengthPenalty)) throw new Error(`lengthPenalty must be a finite number (got ${lengthPenalty})`);
     if (!Number.isInteger(minLength) || minLength < 0 || minLength > search.maxLength) throw new Error(`minLength must be an integer in [0, ${search.maxLength}] (got ${minLength})`);

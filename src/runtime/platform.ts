@@ -1,8 +1,9 @@
 // What the host platform provides to the runtime, Node version: onnxruntime-node and model files
 // read from a directory. The browser bundle replaces this module with src/browser/platform.ts
 // (scripts/build-browser.mjs), which has the same exports over onnxruntime-web and fetch.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { readFileBounded } from '../data/boundedRead.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
 import type { ParsedModel } from '../model/modelFiles.js';
 import { EXITS_FILE, type LoadOptions } from './modelSource.js';
@@ -23,12 +24,21 @@ export async function openModelSource(directory: string, options: LoadOptions): 
   return { model, exits };
 }
 
+/** exits.json is a few hundred bytes; anything near this is not one. */
+const MAX_EXITS_FILE_BYTES = 1024 * 1024;
+
 /** DIR/exits.json parsed, or undefined if there is none. */
 export function readExitsJson(directory: string): unknown {
   const path = join(directory, EXITS_FILE);
   if (!existsSync(path)) return undefined;
+  let text: string;
   try {
-    return JSON.parse(readFileSync(path, 'utf8'));
+    text = readFileBounded(path, MAX_EXITS_FILE_BYTES).toString('utf8');
+  } catch (error) {
+    throw new Error(`${path}: cannot read it: ${(error as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
   } catch {
     throw new Error(`${EXITS_FILE} is not valid JSON`);
   }

@@ -7,22 +7,35 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { encodePng } from '../data/png.js';
 import { captionExample, veExample } from '../data/sceneworld.js';
 import type { CaptionResult, EntailResult, ExitThresholds, InferenceOptions, MuEModel } from '../runtime/mueModel.js';
-import { DynamicBatcher, QueueFullError, RequestTimeoutError, type BatcherLimits } from './batcher.js';
+import { DynamicBatcher, QueueFullError, RequestTimeoutError, ShuttingDownError, type BatcherLimits } from './batcher.js';
 import { registerBrowserPage } from './browserPage.js';
 import { ServerMetrics } from './metrics.js';
+import { guardProtocol, protocolOptions, type ConnectionTimeouts } from './protocol.js';
+import { ConnectionTracker, drainAndClose, type DrainReport } from './shutdown.js';
 import { FORM_LIMITS, HttpError, fromJsonBody, fromMultipart, validateRequest, type InferenceRequest, type ServeTask } from './requests.js';
 
-export interface ServeLimits extends BatcherLimits {
+export interface ServeLimits extends BatcherLimits, ConnectionTimeouts {
   /** Largest accepted request body (JSON) or image file (multipart), in bytes. */
   maxBodyBytes: number;
   /** Largest image accepted (width × height), checked from its header before decoding; it is then resized to the model's input size. */
   maxPixels: number;
+  /** On shutdown, how long requests already received may take to finish; then the queued ones get 503 and stalled connections are closed. */
+  drainTimeoutMs: number;
 }
 
-export const DEFAULT_LIMITS: ServeLimits = { maxBatch: 16, maxWaitMs: 5, maxQueue: 256, timeoutMs: 30_000, maxBodyBytes: 1 << 20, maxPixels: 4096 * 4096 };
+export const DEFAULT_LIMITS: ServeLimits = {
+  maxBatch: 16, maxWaitMs: 5, maxQueue: 256, timeoutMs: 30_000, maxBodyBytes: 1 << 20, maxPixels: 4096 * 4096,
+  headersTimeoutMs: 10_000, bodyTimeoutMs: 30_000, idleTimeoutMs: 5_000, drainTimeoutMs: 10_000,
+};
+
+/** After a shutdown signal the server keeps accepting at least this long (answering 503), so requests already on their way are read, not reset. */
+export const SHUTDOWN_GRACE_MS = 300;
 
 /** Seconds a client should wait after a 503 before retrying. */
 const RETRY_AFTER_SECONDS = '1';
+
+/** Routes still answered while shutting down (a load balancer polls them). */
+const HEALTH_ROUTES = new Set(['/healthz', '/readyz', '/metrics']);
 
 const PAGE_FILES: Record<string, string> = { '/': 'index.html', '/app.js': 'app.js', '/style.css': 'style.css' };
 const CONTENT_TYPES: Record<string, string> = { html: 'text/html; charset=utf-8', js: 'text/javascript; charset=utf-8', css: 'text/css; charset=utf-8' };
@@ -33,6 +46,8 @@ export interface MueServer {
   app: FastifyInstance;
   batcher: DynamicBatcher<ExitThresholds, InferenceRequest, Answer>;
   metrics: ServerMetrics;
+  /** Graceful, bounded shutdown: refuse new requests, finish the received ones, close (see shutdown.ts). */
+  shutDown(): Promise<DrainReport>;
 }
 
 export interface ServerOptions {
@@ -43,7 +58,7 @@ export interface ServerOptions {
 }
 
 export async function buildServer(model: MuEModel, limits: ServeLimits = DEFAULT_LIMITS, { decoding = {}, modelDirectory }: ServerOptions = {}): Promise<MueServer> {
-  const { maxBodyBytes, maxPixels, ...batcherLimits } = limits;
+  const { maxBodyBytes, maxPixels, headersTimeoutMs, bodyTimeoutMs, idleTimeoutMs, drainTimeoutMs, ...batcherLimits } = limits;
   const { config } = model;
   // The gauge reads the batcher lazily (at scrape time), so the two can refer to each other.
   const metrics = new ServerMetrics(config, () => batcher.queueDepth, batchSizeBuckets(limits.maxBatch));
@@ -57,14 +72,40 @@ export async function buildServer(model: MuEModel, limits: ServeLimits = DEFAULT
   const facts = { tokenizer: model.tokenizer, imageSize: config.imageSize, maxTextLength: config.maxTextLength, veFormulation: config.veFormulation, defaultThresholds: model.defaultThresholds };
   const page = Object.fromEntries(Object.values(PAGE_FILES).map((file) => [file, readFileSync(new URL(`./page/${file}`, import.meta.url), 'utf8')]));
 
-  const app = Fastify({ bodyLimit: maxBodyBytes, logger: false });
+  const app = Fastify({ bodyLimit: maxBodyBytes, logger: false, ...protocolOptions({ headersTimeoutMs, bodyTimeoutMs, idleTimeoutMs }) });
   // Only JSON and multipart bodies: anything else is a 415, not a string the handlers must reject.
   app.removeContentTypeParser('text/plain');
-  await app.register(multipart, { limits: { ...FORM_LIMITS, fileSize: maxBodyBytes } });
+  // A part named "image" is the image even without a filename (busboy would make it a text field).
+  await app.register(multipart, {
+    limits: { ...FORM_LIMITS, fileSize: maxBodyBytes },
+    isPartAFile: (fieldName: string | undefined, contentType: string | undefined, fileName: string | undefined) => fieldName === 'image' || fileName !== undefined || contentType === 'application/octet-stream',
+  });
+
+  const connections = new ConnectionTracker(app.server);
+  // Requests started and not yet answered, for the shutdown drain; tracked before any other hook can answer.
+  const unanswered = new Set<FastifyRequest['raw']>();
+  app.addHook('onRequest', async (request, reply) => {
+    unanswered.add(request.raw);
+    // 'close' comes once the response is sent or the connection is gone.
+    reply.raw.once('close', () => unanswered.delete(request.raw));
+  });
+  /** Unanswered requests whose bytes all arrived (`complete`: the body too); a stalled upload does not hold the drain. */
+  const receivedUnanswered = () => {
+    let count = 0;
+    for (const raw of unanswered) if (raw.complete) count++;
+    return count;
+  };
+  guardProtocol(app);
 
   let closing = false;
   app.addHook('preClose', async () => {
     closing = true;
+  });
+  app.addHook('onRequest', async (request, reply) => {
+    if (closing && !HEALTH_ROUTES.has(request.url)) {
+      return reply.code(503).header('retry-after', RETRY_AFTER_SECONDS).send({ error: 'the server is shutting down' });
+    }
+    return undefined;
   });
   // While shutting down, close each connection after its response: an idle keep-alive socket would hold close() for its whole timeout.
   app.addHook('onSend', async (_request, reply) => {
@@ -121,7 +162,7 @@ export async function buildServer(model: MuEModel, limits: ServeLimits = DEFAULT
     try {
       batched = await batcher.submit(inference.thresholds, inference);
     } catch (error) {
-      if (error instanceof QueueFullError || error instanceof RequestTimeoutError) {
+      if (error instanceof QueueFullError || error instanceof RequestTimeoutError || error instanceof ShuttingDownError) {
         throw new HttpError(503, error.message, { 'retry-after': RETRY_AFTER_SECONDS });
       }
       throw error;
@@ -133,7 +174,15 @@ export async function buildServer(model: MuEModel, limits: ServeLimits = DEFAULT
   app.post('/v1/entail', infer('entail'));
   app.post('/v1/caption', infer('caption'));
   registerBrowserPage(app, modelDirectory === undefined ? [] : [{ name: basename(resolve(modelDirectory)), directory: modelDirectory }]);
-  return { app, batcher, metrics };
+  const shutDown = () => drainAndClose({
+    server: app.server,
+    refuseNewRequests: () => { closing = true; },
+    receivedUnanswered,
+    stopQueue: () => batcher.stop(new ShuttingDownError('the server is shutting down; this request was not run')),
+    batchesDone: () => batcher.drain(),
+    close: () => app.close(),
+  }, connections, { graceMs: SHUTDOWN_GRACE_MS, drainTimeoutMs });
+  return { app, batcher, metrics, shutDown };
 }
 
 /** Powers of two below maxBatch, and maxBatch itself. */

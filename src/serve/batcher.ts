@@ -26,6 +26,8 @@ export interface Batched<Output> {
 
 export class QueueFullError extends Error {}
 export class RequestTimeoutError extends Error {}
+/** A queued request that shutdown gave up on before it ran. */
+export class ShuttingDownError extends Error {}
 
 interface Pending<Input, Output> {
   input: Input;
@@ -44,6 +46,7 @@ export class DynamicBatcher<Options, Input, Output> {
   private queued = 0;
   private running = false;
   private wakeTimer: NodeJS.Timeout | undefined;
+  private stopped: Error | undefined;
 
   constructor(
     private readonly runBatch: RunBatch<Options, Input, Output>,
@@ -60,6 +63,26 @@ export class DynamicBatcher<Options, Input, Output> {
     while (this.running || this.queued > 0) await new Promise((resolve) => setTimeout(resolve, 5));
   }
 
+  /**
+   * The end of a bounded shutdown drain: rejects every request still waiting (not the batch
+   * running) and every later submit with `error`. Returns how many were waiting.
+   */
+  stop(error: Error): number {
+    this.stopped = error;
+    let rejected = 0;
+    for (const group of this.groups.values()) {
+      for (const item of group.items) {
+        settle(item, (pending) => pending.reject(error));
+        rejected++;
+      }
+    }
+    this.groups.clear();
+    this.queued = 0;
+    clearTimeout(this.wakeTimer);
+    this.wakeTimer = undefined;
+    return rejected;
+  }
+
   /** Requests waiting for a batch (not counting the one running). */
   get queueDepth(): number {
     return this.queued;
@@ -67,6 +90,7 @@ export class DynamicBatcher<Options, Input, Output> {
 
   /** Queues one request; `options` must be a plain JSON-able object (its JSON is the grouping key). */
   submit(options: Options, input: Input): Promise<Batched<Output>> {
+    if (this.stopped) return Promise.reject(this.stopped);
     if (this.queued >= this.limits.maxQueue) return Promise.reject(new QueueFullError(`the queue is full (${this.limits.maxQueue} requests waiting)`));
     const key = JSON.stringify(options);
     return new Promise((resolve, reject) => {

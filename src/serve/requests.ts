@@ -37,7 +37,11 @@ export interface ModelFacts {
   defaultThresholds: ExitThresholds;
 }
 
-export const FORM_LIMITS = { fields: 8, fieldSize: 1024, files: 1, parts: 9 };
+/** Every part may be a file as far as busboy is concerned, so a misplaced file reaches fromMultipart and gets a 400 that names it. */
+export const FORM_LIMITS = { fields: 8, fieldSize: 1024, files: 9, parts: 9 };
+
+/** A threshold written as text: plain decimal notation only (no hex, binary, exponent, spaces or "Infinity"). */
+const DECIMAL = /^-?(?:\d+(?:\.\d+)?|\.\d+)$/;
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 const DATA_URL_PREFIX = /^data:image\/[a-z]+;base64,/;
@@ -61,7 +65,12 @@ export async function fromMultipart(parts: AsyncIterable<Multipart>): Promise<Ra
   try {
     for await (const part of parts) {
       if (part.type === 'file') {
-        if (part.fieldname !== 'image') throw new HttpError(400, `unexpected file field "${part.fieldname}" (send the image as "image")`);
+        if (part.fieldname !== 'image') {
+          throw new HttpError(400, part.fieldname === 'hypothesis' || (THRESHOLD_FIELDS as readonly string[]).includes(part.fieldname)
+            ? `"${part.fieldname}" must be a text field, not a file`
+            : `unexpected file field "${part.fieldname}" (send the image as "image")`);
+        }
+        if (image !== undefined) throw new HttpError(400, 'more than one "image" part (send one image)');
         image = await part.toBuffer();
       } else {
         if (part.fieldnameTruncated || part.valueTruncated) throw new HttpError(413, `form field "${part.fieldname}" is longer than ${FORM_LIMITS.fieldSize} bytes`);
@@ -85,7 +94,7 @@ export async function validateRequest(raw: RawRequest, task: ServeTask, model: M
   const thresholds = { ...model.defaultThresholds };
   for (const name of THRESHOLD_FIELDS) {
     const value = raw.fields.get(name);
-    if (value !== undefined) thresholds[name] = checked(() => checkThreshold(name, typeof value === 'string' && value.trim() !== '' ? Number(value) : value as number));
+    if (value !== undefined) thresholds[name] = thresholdValue(name, value);
   }
   let hypothesis: string | undefined;
   if (task === 'entail') {
@@ -108,6 +117,21 @@ async function decodeImage(bytes: Buffer, imageSize: number, limits: ImageLimits
   } catch (error) {
     throw new HttpError(400, (error as Error).message);
   }
+}
+
+/** A threshold from JSON (a number, or a decimal string) or a form field (a decimal string). */
+function thresholdValue(name: string, value: unknown): number {
+  const number = typeof value === 'number' ? value : typeof value === 'string' && DECIMAL.test(value) ? Number(value) : undefined;
+  if (number === undefined) throw new HttpError(400, `${name} must be a number in [-1, 1] in plain decimal notation, e.g. 0.9 (got ${describe(value)})`);
+  return checked(() => checkThreshold(name, number));
+}
+
+/** A short description of any JSON value, without recursing into it (a deeply nested array must not overflow the stack). */
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+  if (Array.isArray(value)) return 'an array';
+  if (value === null) return 'null';
+  return typeof value === 'object' ? 'an object' : String(value);
 }
 
 /** Runs a validation that throws plain Errors and turns them into 400s. */

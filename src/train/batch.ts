@@ -1,6 +1,6 @@
 // Turning task examples into padded model inputs and targets (teacher forcing).
 import type { TaskRecord } from '../data/dataSource.js';
-import { entailmentText, type VeFormulation } from '../data/entailmentPrompt.js';
+import { entailmentAnswerIds, entailmentText, type VeFormulation } from '../data/entailmentPrompt.js';
 import { CAPTION_PROMPT, ENTAILMENT_LABELS } from '../data/sceneworld.js';
 import { encodeText, normaliseImage, type RgbPixels } from '../data/preprocess.js';
 import type { TextTokenizer } from '../data/tokenizer.js';
@@ -69,18 +69,19 @@ export function makeBatch(examples: Seq2SeqExample[], tokenizer: TextTokenizer, 
   const batch = examples.length;
   const atPrompt = examples[0]?.answersAtPrompt ?? false;
   if (examples.some((example) => (example.answersAtPrompt ?? false) !== atPrompt)) throw new Error('a batch cannot mix the prompt and the generation formulation');
-  const allowedTokens = atPrompt ? ENTAILMENT_LABELS.map((label) => tokenizer.idOf(label)) : undefined;
+  const allowedTokens = atPrompt ? entailmentAnswerIds(tokenizer, 'prompt') : undefined;
   const pixelsPerImage = config.imageSize * config.imageSize * 3;
   const images = new Float32Array(batch * pixelsPerImage);
   const textIds = examples.map((example) => encodeText(tokenizer, example.text, config.maxTextLength));
   // Per row: decoder input ids and, per position, the supervised target (undefined = none).
   const decoderRows = examples.map((example, row): { input: number[]; targets: (number | undefined)[] } => {
-    const target = tokenizer.encode(example.target);
     if (atPrompt) {
-      if (target.length !== 1 || !allowedTokens!.includes(target[0]!)) throw new Error(`answer "${example.target}" is not one of the tokens ${ENTAILMENT_LABELS.join(', ')}`);
+      const answer = (ENTAILMENT_LABELS as readonly string[]).indexOf(example.target);
+      if (answer === -1) throw new Error(`answer "${example.target}" is not one of ${ENTAILMENT_LABELS.join(', ')}`);
       const input = [tokenizer.bosId, ...textIds[row]!];
-      return { input, targets: input.map((_, t) => (t === input.length - 1 ? target[0] : undefined)) };
+      return { input, targets: input.map((_, t) => (t === input.length - 1 ? allowedTokens![answer] : undefined)) };
     }
+    const target = tokenizer.encode(example.target);
     const output = [...target, tokenizer.eosId];
     return { input: [tokenizer.bosId, ...target], targets: output }; // shifted right
   });

@@ -3,14 +3,17 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import { readFileBounded } from '../data/boundedRead.js';
 import { endlessRecords, openDataSource, takeRecords } from '../data/dataSource.js';
-import { VE_FORMULATIONS, type VeFormulation } from '../data/entailmentPrompt.js';
+import { entailmentAnswerIds, VE_FORMULATIONS, type VeFormulation } from '../data/entailmentPrompt.js';
 import { tokenizerFromJSON } from '../data/hfTokenizer.js';
-import { ENTAILMENT_LABELS, sceneWorldTokenizer } from '../data/sceneworld.js';
+import { sceneWorldTokenizer } from '../data/sceneworld.js';
 import type { TextTokenizer } from '../data/tokenizer.js';
 import { initTensorflow, tf } from '../model/backend.js';
-import { FILES, loadCheckpoint, saveCheckpoint, type Task } from '../model/checkpoint.js';
+import { writeFileAtomic } from '../model/atomicWrite.js';
+import { FILES, loadCheckpoint, MAX_CHECKPOINT_JSON_BYTES, recoverCheckpoint, saveCheckpoint, type Task } from '../model/checkpoint.js';
 import { type EncoderMode, type ModelConfig, presetConfig, validateConfig } from '../model/config.js';
+import { parseJsonObject } from '../model/modelFiles.js';
 import type { NamedArray } from '../model/safetensors.js';
 import { TfModel } from '../model/tfModel.js';
 import { AdamW } from './adamw.js';
@@ -83,6 +86,12 @@ export const DEFAULT_TRAIN_OPTIONS: Omit<TrainOptions, 'task' | 'outDir'> = {
   data: 'sceneworld',
 };
 
+/** Upper bounds of the numeric options (the CLI shows them in --help); a run beyond them is a typo, not a plan. */
+export const TRAIN_OPTION_LIMITS = {
+  steps: 10_000_000, batchSize: 4096, warmupSteps: 10_000_000, validationEvery: 10_000_000, validationSize: 1_000_000,
+  checkpointEvery: 10_000_000, imageSize: 1024, seed: 2 ** 32 - 1, learningRate: 1, weightDecay: 1, clipNorm: 1e6,
+} as const;
+
 /** Options that must not change across a resume (they define the run). */
 const RUN_DEFINING: readonly (keyof TrainOptions)[] = [
   'task', 'preset', 'encoderMode', 'lossMode', 'steps', 'batchSize', 'learningRate', 'warmupSteps',
@@ -124,6 +133,9 @@ export interface TrainResult { finalStep: number; lastValidation?: ValidationRec
 export type TrainStart = 'fresh' | 'resume' | 'overwrite';
 
 export async function train(given: TrainOptions, callbacks: TrainCallbacks = {}, start: TrainStart = 'fresh'): Promise<TrainResult> {
+  // A crash during a checkpoint swap may have left the newest checkpoint in a leftover folder;
+  // recovered first, so a resume reads that checkpoint's options.
+  recoverCheckpoint(given.outDir);
   const options = withDefaults(given, start);
   validateTrainOptions(options);
   if (start === 'fresh' && existsSync(join(options.outDir, FILES.config))) {
@@ -161,14 +173,14 @@ export async function train(given: TrainOptions, callbacks: TrainCallbacks = {},
   mkdirSync(options.outDir, { recursive: true });
   const logPath = join(options.outDir, 'train-log.jsonl');
   const log = (record: object) => appendFileSync(logPath, `${JSON.stringify(record)}\n`);
-  if (start === 'overwrite') rmSync(logPath, { force: true });
+  keepLogUpTo(logPath, startStep);
   callbacks.onStart?.({ startStep, totalSteps: options.steps, data: source.name, parameters: [...weights.values()].reduce((n, v) => n + v.data.length, 0) });
 
   const validationExamples = (await takeRecords(source, 'validation', options.validationSize, options.imageSize))
     .map((record, visit) => fromTaskRecord(record, visit, config.veFormulation))
     .filter((example) => fitsModel(example, tokenizer, config));
   if (validationExamples.length === 0) throw new Error(`every validation example of ${source.name} is longer than the model's limits (text ${config.maxTextLength}, target ${config.maxTargetLength} tokens)`);
-  const answerIds = options.task === 've' ? ENTAILMENT_LABELS.map((word) => tokenizer.idOf(word)) : [];
+  const answerIds = options.task === 've' ? entailmentAnswerIds(tokenizer, config.veFormulation) : [];
   let lastValidation: ValidationRecord | undefined;
   const save = (step: number) =>
     saveCheckpoint(options.outDir, {
@@ -223,7 +235,7 @@ export async function train(given: TrainOptions, callbacks: TrainCallbacks = {},
  * records, the values in use.
  */
 function withDefaults(given: TrainOptions, start: TrainStart): ResolvedTrainOptions {
-  const readJson = (path: string): Record<string, unknown> | undefined => (existsSync(path) ? JSON.parse(readFileSync(path, 'utf8')) : undefined);
+  const readJson = (path: string): Record<string, unknown> | undefined => (existsSync(path) ? parseJsonObject(readFileBounded(path, MAX_CHECKPOINT_JSON_BYTES).toString('utf8'), path) : undefined);
   const saved = start === 'resume' ? (readJson(join(given.outDir, FILES.trainingState))?.options as Partial<TrainOptions> | undefined) : undefined;
   const savedValue = <K extends keyof TrainOptions>(key: K): TrainOptions[K] | undefined => (saved && key in saved ? saved[key] : BEFORE_OPTION_EXISTED[key]);
   const initConfig = given.initFrom ? readJson(join(given.initFrom, FILES.config)) : undefined;
@@ -233,6 +245,31 @@ function withDefaults(given: TrainOptions, start: TrainStart): ResolvedTrainOpti
     veFormulation: given.veFormulation ?? (saved ? savedValue('veFormulation') : undefined)
       ?? (initConfig ? validateConfig(initConfig).veFormulation : undefined) ?? DEFAULT_TRAIN_OPTIONS.veFormulation!,
   };
+}
+
+/**
+ * Drops the log records after `step` (the checkpoint the run continues from): a crash after
+ * logging a step but before checkpointing it would otherwise leave those steps twice in the log.
+ * A torn last line (killed mid-append) is dropped too; other unreadable lines are kept as they are.
+ */
+export function keepLogUpTo(logPath: string, step: number): void {
+  if (!existsSync(logPath)) return;
+  if (step === 0) {
+    rmSync(logPath, { force: true });
+    return;
+  }
+  const text = readFileSync(logPath, 'utf8');
+  const lines = text.split('\n');
+  const complete = lines.slice(0, -1); // what follows the last newline is empty or a torn record
+  const kept = complete.filter((line) => {
+    try {
+      const record = JSON.parse(line) as { step?: unknown };
+      return !(typeof record.step === 'number' && record.step > step);
+    } catch {
+      return true;
+    }
+  });
+  if (kept.length !== lines.length - 1 || !text.endsWith('\n')) writeFileAtomic(logPath, kept.map((line) => `${line}\n`).join(''));
 }
 
 /** Teacher-forced validation of every decoder layer through the shared head. */
@@ -292,24 +329,25 @@ function startingPoint(options: ResolvedTrainOptions): { config: ModelConfig; to
 function readTokenizerFile(path: string): TextTokenizer {
   let json: unknown;
   try {
-    json = JSON.parse(readFileSync(path, 'utf8'));
+    json = JSON.parse(readFileBounded(path, MAX_CHECKPOINT_JSON_BYTES).toString('utf8'));
   } catch (error) {
-    throw new Error(`--tokenizer ${path}: cannot read it as JSON (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    throw new Error(`--tokenizer ${path}: cannot read it as JSON (${(error as Error).message})`);
   }
   return tokenizerFromJSON(json);
 }
 
 export function validateTrainOptions(options: ResolvedTrainOptions): void {
+  const limits = TRAIN_OPTION_LIMITS;
   const positiveIntegers = ['steps', 'batchSize', 'validationEvery', 'validationSize', 'checkpointEvery', 'imageSize'] as const;
   for (const key of positiveIntegers) {
-    if (!Number.isInteger(options[key]) || options[key] < 1) throw new Error(`--${kebab(key)} must be a positive integer (got ${options[key]})`);
+    if (!Number.isInteger(options[key]) || options[key] < 1 || options[key] > limits[key]) throw new Error(`--${kebab(key)} must be an integer from 1 to ${limits[key]} (got ${options[key]})`);
   }
-  if (!Number.isInteger(options.warmupSteps) || options.warmupSteps < 0) throw new Error(`--warmup-steps must be a non-negative integer`);
-  if (!Number.isInteger(options.seed)) throw new Error(`--seed must be an integer (got ${options.seed})`);
-  if (options.stopAtStep !== undefined && (!Number.isInteger(options.stopAtStep) || options.stopAtStep < 1)) throw new Error(`--stop-at must be a positive integer (got ${options.stopAtStep})`);
-  if (!(options.learningRate > 0)) throw new Error(`--learning-rate must be positive (got ${options.learningRate})`);
-  if (!(options.weightDecay >= 0)) throw new Error(`--weight-decay must be ≥ 0 (got ${options.weightDecay})`);
-  if (!(options.clipNorm > 0)) throw new Error(`--clip-norm must be positive (got ${options.clipNorm})`);
+  if (!Number.isInteger(options.warmupSteps) || options.warmupSteps < 0 || options.warmupSteps > limits.warmupSteps) throw new Error(`--warmup-steps must be an integer from 0 to ${limits.warmupSteps} (got ${options.warmupSteps})`);
+  if (!Number.isInteger(options.seed) || options.seed < 0 || options.seed > limits.seed) throw new Error(`--seed must be an integer from 0 to ${limits.seed} (got ${options.seed})`);
+  if (options.stopAtStep !== undefined && (!Number.isInteger(options.stopAtStep) || options.stopAtStep < 1 || options.stopAtStep > limits.steps)) throw new Error(`--stop-at must be an integer from 1 to ${limits.steps} (got ${options.stopAtStep})`);
+  if (!(options.learningRate > 0 && options.learningRate <= limits.learningRate)) throw new Error(`--learning-rate must be in (0, ${limits.learningRate}] (got ${options.learningRate})`);
+  if (!(options.weightDecay >= 0 && options.weightDecay <= limits.weightDecay)) throw new Error(`--weight-decay must be in [0, ${limits.weightDecay}] (got ${options.weightDecay})`);
+  if (!(options.clipNorm > 0 && options.clipNorm <= limits.clipNorm)) throw new Error(`--clip-norm must be in (0, ${limits.clipNorm}] (got ${options.clipNorm})`);
   if (options.initFrom && options.tokenizerFile) throw new Error('--init-from brings its own tokenizer; drop --tokenizer');
   if (!(options.labelSmoothing >= 0 && options.labelSmoothing < 1)) throw new Error(`--label-smoothing must be in [0, 1) (got ${options.labelSmoothing})`);
   if (options.engine !== undefined && options.engine !== 'ort' && options.engine !== 'tfjs') throw new Error(`--engine must be ort or tfjs (got ${options.engine})`);

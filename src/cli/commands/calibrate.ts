@@ -5,7 +5,7 @@ import { SPLITS } from '../../data/sceneworld.js';
 import { calibrate, describe, writeExitsFile } from '../../eval/calibrate.js';
 import { CAPTION_DECODING } from '../../runtime/mueModel.js';
 import { addDecodingOptions, decodingFrom } from '../decodingOptions.js';
-import { parseChoice, parseInteger, parseNumber } from '../options.js';
+import { integerOption, MAX_EXAMPLES, MAX_THREADS, numberOption, parseChoice, SEED_MAX } from '../options.js';
 import { progressBar } from '../progress.js';
 
 export function registerCalibrateCommand(program: Command): void {
@@ -13,13 +13,13 @@ export function registerCalibrateCommand(program: Command): void {
     .command('calibrate')
     .description('find the cheapest exit thresholds that keep a target retention; writes MODEL/exits.json')
     .requiredOption('--model <dir>', 'model directory')
-    .option('--target-retention <x>', 'quality to keep, relative to full depth', parseNumber('--target-retention'), 0.99)
+    .addOption(numberOption('--target-retention <x>', 'quality to keep, relative to full depth', { min: 0, minExclusive: true, max: 1 }, 0.99))
     .option('--data <spec>', DATA_SPEC_HELP, 'sceneworld')
     .option('--split <split>', 'calibration split', parseChoice('--split', SPLITS), 'validation')
-    .option('--count <n>', 'calibration examples', parseInteger('--count', 1), 500)
-    .option('--seed <n>', 'SceneWorld seed', parseInteger('--seed'), 1)
-    .option('--delta <x>', 'statistical guarantee (Learn-then-Test): retention ≥ target with probability ≥ 1 − δ', parseNumber('--delta'))
-    .option('--threads <n>', 'ONNX Runtime intra-op threads', parseInteger('--threads', 1))
+    .addOption(integerOption('--count <n>', 'calibration examples', 1, MAX_EXAMPLES, 500))
+    .addOption(integerOption('--seed <n>', 'SceneWorld seed', 0, SEED_MAX, 1))
+    .addOption(numberOption('--delta <x>', 'statistical guarantee (Learn-then-Test): retention ≥ target with probability ≥ 1 − δ', { min: 0, minExclusive: true, max: 1, maxExclusive: true }))
+    .addOption(integerOption('--threads <n>', 'ONNX Runtime intra-op threads', 1, MAX_THREADS))
     .option('--dry-run', 'print the thresholds without writing exits.json'))
     .action(async (raw: Record<string, unknown>) => {
       const bar = progressBar('runs');

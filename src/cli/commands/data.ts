@@ -120,11 +120,11 @@ export function registerDataCommand(program: Command): void {
     .command('generate')
     .description('Write a SceneWorld split: PNG images, a JSONL file of examples and tokenizer.json')
     .requiredOption('--task <task>', `ve (visual entailment) or caption`)
-    .requiredOption('--count <n>', 'number of examples')
-    .requiredOption('--seed <s>', 'data set seed (0 to 2^32-1)')
+    .requiredOption('--count <n>', 'number of examples (integer 1–10000000)')
+    .requiredOption('--seed <s>', `data set seed (integer 0–${2 ** 32 - 1})`)
     .requiredOption('--split <split>', SPLITS.join(' | '))
     .requiredOption('--out <dir>', 'output directory (created if missing)')
-    .option('--image-size <pixels>', 'side of the square images', '64')
+    .option('--image-size <pixels>', `side of the square images (integer ${MIN_IMAGE_SIZE}–1024)`, '64')
     .action(async (raw: RawOptions) => {
       await generate(validate(raw));
     });

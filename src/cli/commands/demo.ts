@@ -9,7 +9,7 @@ import { evaluateModels } from '../../eval/harness.js';
 import { renderReport } from '../../eval/report.js';
 import { EXITS_FILE, MuEModel, type InferenceOptions, type Telemetry } from '../../runtime/mueModel.js';
 import { addDecodingOptions, decodingFrom } from '../decodingOptions.js';
-import { parseInteger } from '../options.js';
+import { integerOption, MAX_EXAMPLES, SEED_MAX } from '../options.js';
 import { progressBar } from '../progress.js';
 import { formatReportTable } from './eval.js';
 
@@ -24,8 +24,8 @@ export function registerDemoCommand(program: Command): void {
     .command('demo')
     .description('run the shipped models on fresh test scenes: full depth vs MuE, examples, HTML report')
     .option('--models <dir>', 'folder holding the shipped models', 'models')
-    .option('--seed <n>', 'SceneWorld seed for the fresh scenes (default: from the clock, printed)', parseInteger('--seed'))
-    .option('--count <n>', 'test scenes per model (default: 300 VE, 60 captions)', parseInteger('--count', 1))
+    .addOption(integerOption('--seed <n>', 'SceneWorld seed for the fresh scenes (default: from the clock, printed)', 0, SEED_MAX))
+    .addOption(integerOption('--count <n>', 'test scenes per model (default: 300 VE, 60 captions)', 1, MAX_EXAMPLES))
     .option('--out <dir>', 'where the HTML reports go', 'results/demo'))
     .action(async (raw: { models: string; seed?: number; count?: number; out: string } & Record<string, unknown>) => {
       const decoding = decodingFrom(raw);

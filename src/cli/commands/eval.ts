@@ -8,7 +8,7 @@ import { evaluateModels } from '../../eval/harness.js';
 import type { EvaluationReport, MethodResult } from '../../eval/types.js';
 import { writeFileAtomic } from '../../model/atomicWrite.js';
 import { addDecodingOptions, decodingFrom } from '../decodingOptions.js';
-import { parseChoice, parseInteger } from '../options.js';
+import { integerOption, MAX_EXAMPLES, MAX_THREADS, parseChoice, SEED_MAX } from '../options.js';
 import { progressBar } from '../progress.js';
 
 export const METHODS = ['static', 'deebert', 'pabee', 'calm', 'encoder-only', 'mue', 'mue-copy', 'mue-propagate', 'mue-recompute', 'mue-joint', 'mue-lastlayer', 'mue-calibrated'] as const;
@@ -22,15 +22,15 @@ export function registerEvalCommand(program: Command): void {
     .option('--lastlayer-model <dir>', 'same task, trained with --loss last-layer (for the mue-lastlayer ablation)')
     .option('--data <spec>', DATA_SPEC_HELP, 'sceneworld')
     .option('--split <split>', SPLITS.join(' | '), parseChoice('--split', SPLITS), 'test')
-    .option('--count <n>', 'examples', parseInteger('--count', 1), 500)
-    .option('--seed <n>', 'SceneWorld seed', parseInteger('--seed'), 1)
+    .addOption(integerOption('--count <n>', 'examples', 1, MAX_EXAMPLES, 500))
+    .addOption(integerOption('--seed <n>', 'SceneWorld seed', 0, SEED_MAX, 1))
     .option('--methods <list>', `comma-separated subset of ${METHODS.join(',')}`, (value: string) => {
       const methods = value.split(',').map((m) => m.trim());
       const unknown = methods.find((m) => !(METHODS as readonly string[]).includes(m));
       if (unknown) throw new Error(`--methods: unknown method "${unknown}" (known: ${METHODS.join(', ')})`);
       return methods;
     })
-    .option('--threads <n>', 'ONNX Runtime intra-op threads', parseInteger('--threads', 1))
+    .addOption(integerOption('--threads <n>', 'ONNX Runtime intra-op threads', 1, MAX_THREADS))
     .option('--out <file>', 'where to write the JSON report', 'results/eval.json')
     .option('--fused-reference', 'also time full depth through the fused whole-stack graphs beside every run (column "vs fused")'))
     .action(async (raw: Record<string, unknown>) => {

@@ -1,36 +1,45 @@
 // `mue predict`: one image (JPEG, PNG or WebP) + hypothesis or caption request, with MuE exits and telemetry.
 import type { Command } from 'commander';
-import { loadImageFile } from '../../data/image.js';
+import { DEFAULT_READ_TIMEOUT_MS } from '../../data/boundedRead.js';
+import { DEFAULT_IMAGE_LIMITS, loadImage, readImageFile } from '../../data/image.js';
 import { EXIT_GRANULARITIES, KV_STRATEGIES } from '../../runtime/decoderExits.js';
 import { THRESHOLD_SCHEDULES } from '../../runtime/exits.js';
-import { CAPTION_DECODING, MuEModel, type InferenceOptions, type Telemetry } from '../../runtime/mueModel.js';
-import { parseChoice, parseInteger, parseNumber } from '../options.js';
+import { CAPTION_DECODING, MAX_BEAM_SIZE, MuEModel, type InferenceOptions, type Telemetry } from '../../runtime/mueModel.js';
+import { integerOption, MAX_THREADS, numberOption, parseChoice, THRESHOLD_RANGE } from '../options.js';
+
+/** Longer n-grams than any model's output are meaningless. */
+const MAX_NGRAM_SIZE = 64;
+/** Longest caption asked for; the model's own limit (maxTargetLength) caps it further. */
+const MAX_CAPTION_TOKENS = 1024;
+/** Length penalty range: 0 = raw log-probability, larger favours longer captions. */
+const LENGTH_PENALTY_RANGE = { min: 0, max: 10 };
 
 export function registerPredictCommand(program: Command): void {
   program
     .command('predict')
     .description('answer a hypothesis about an image (ve) or caption it, exiting early; --json adds telemetry')
     .requiredOption('--model <dir>', 'model directory (checkpoint)')
-    .requiredOption('--image <file>', 'JPEG, PNG or WebP image (any size: shorter side scaled to the model\'s, centre-cropped)')
+    .requiredOption('--image <file>', `JPEG, PNG or WebP image (any size: shorter side scaled to the model's, centre-cropped; at most ${DEFAULT_IMAGE_LIMITS.maxBytes / 2 ** 20} MB; a FIFO or pipe silent for ${DEFAULT_READ_TIMEOUT_MS / 1000} s is an error)`)
     .option('--text <hypothesis>', 'hypothesis (ve models)')
     .option('--task <task>', 've | caption (default: the model\'s task)', parseChoice('--task', ['ve', 'caption'] as const))
-    .option('--image-threshold <x>', 'image-stream exit threshold in [-1, 1] (default: exits.json, else 1 = full depth)', parseNumber('--image-threshold'))
-    .option('--text-threshold <x>', 'text-stream exit threshold', parseNumber('--text-threshold'))
-    .option('--joint-threshold <x>', 'joint-encoder exit threshold (joint models)', parseNumber('--joint-threshold'))
-    .option('--decoder-threshold <x>', 'per-token decoder exit threshold', parseNumber('--decoder-threshold'))
+    .addOption(numberOption('--image-threshold <x>', 'image-stream exit threshold (default: exits.json, else 1 = full depth)', THRESHOLD_RANGE))
+    .addOption(numberOption('--text-threshold <x>', 'text-stream exit threshold', THRESHOLD_RANGE))
+    .addOption(numberOption('--joint-threshold <x>', 'joint-encoder exit threshold (joint models)', THRESHOLD_RANGE))
+    .addOption(numberOption('--decoder-threshold <x>', 'per-token decoder exit threshold', THRESHOLD_RANGE))
     .option('--decoder-schedule <name>', `decoder threshold over generation steps: ${THRESHOLD_SCHEDULES.join(' | ')} (default: decaying, the official schedule, for captions; constant for ve)`, parseChoice('--decoder-schedule', THRESHOLD_SCHEDULES))
     .option('--kv-strategy <name>', `key/values of decoder layers a token skipped: ${KV_STRATEGIES.join(' | ')} (drop = official)`, parseChoice('--kv-strategy', KV_STRATEGIES), CAPTION_DECODING.kvStrategy)
     .option('--exit-granularity <name>', `decoder exit decision: token (each beam on its own) | step (one per step for all beams, official)`, parseChoice('--exit-granularity', EXIT_GRANULARITIES), CAPTION_DECODING.exitGranularity)
-    .option('--beam-size <n>', 'beam search width (captions; 1 = greedy)', parseInteger('--beam-size', 1), CAPTION_DECODING.beamSize)
-    .option('--no-repeat-ngram-size <n>', 'forbid repeating n-grams (captions; 0 = allow)', parseInteger('--no-repeat-ngram-size', 0), CAPTION_DECODING.noRepeatNgramSize)
-    .option('--max-length <n>', `caption tokens at most before the forced end token (default ${CAPTION_DECODING.maxLength}, capped by the model)`, parseInteger('--max-length', 1))
-    .option('--length-penalty <x>', 'beams compete on log p / length^x (captions)', parseNumber('--length-penalty'), CAPTION_DECODING.lengthPenalty)
-    .option('--threads <n>', 'ONNX Runtime intra-op threads', parseInteger('--threads', 1))
+    .addOption(integerOption('--beam-size <n>', 'beam search width (captions; 1 = greedy; at most the model\'s vocabulary)', 1, MAX_BEAM_SIZE, CAPTION_DECODING.beamSize))
+    .addOption(integerOption('--no-repeat-ngram-size <n>', 'forbid repeating n-grams (captions; 0 = allow)', 0, MAX_NGRAM_SIZE, CAPTION_DECODING.noRepeatNgramSize))
+    .addOption(integerOption('--max-length <n>', `caption tokens at most before the forced end token (default ${CAPTION_DECODING.maxLength}, capped by the model)`, 1, MAX_CAPTION_TOKENS))
+    .addOption(numberOption('--length-penalty <x>', 'beams compete on log p / length^x (captions)', LENGTH_PENALTY_RANGE, CAPTION_DECODING.lengthPenalty))
+    .addOption(integerOption('--threads <n>', 'ONNX Runtime intra-op threads', 1, MAX_THREADS))
     .option('--json', 'print the result with its telemetry as JSON')
     .action(async (raw: Record<string, unknown>) => {
+      const imageBytes = readImageFile(raw.image as string); // before the model: a bad file fails fast
       const model = await MuEModel.load(raw.model as string, { threads: raw.threads as number | undefined });
       try {
-        const image = await loadImageFile(raw.image as string, model.config.imageSize);
+        const image = await loadImage(imageBytes, model.config.imageSize, raw.image as string);
         const task = (raw.task as string | undefined) ?? model.task;
         if (task !== model.task) throw new Error(`${raw.model as string} is a ${model.task} model; it cannot do --task ${task}`);
         const options: InferenceOptions = {

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 
 import { renderReport } from '../../eval/report.js';
 import type { EvaluationReport } from '../../eval/types.js';
-import { readJsonFile } from '../jsonFile.js';
+import { MAX_JSON_BYTES, readJsonFile } from '../jsonFile.js';
 
 interface ReportOptions {
   input: string;
@@ -59,7 +59,7 @@ export function registerReportCommand(program: Command): void {
   program
     .command('report')
     .description('Render an evaluation report (from `mue eval`) as a self-contained HTML page with SVG plots')
-    .requiredOption('--input <file>', 'EvaluationReport JSON written by `mue eval`')
+    .requiredOption('--input <file>', `EvaluationReport JSON written by \`mue eval\` (at most ${MAX_JSON_BYTES / 2 ** 20} MB)`)
     .requiredOption('--out <dir>', 'output folder: report.html, plots/*.svg and a copy of the JSON as report.json')
     .action(async (options: ReportOptions) => {
       const report = await readReport(options.input);

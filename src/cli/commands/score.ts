@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 
 import { scoreCaptions, type CaptionScores } from '../../eval/captionMetrics.js';
-import { readJsonFile } from '../jsonFile.js';
+import { MAX_JSON_BYTES, readJsonFile } from '../jsonFile.js';
 
 interface ScoreOptions {
   references: string;
@@ -53,8 +53,8 @@ export function registerScoreCommand(program: Command): void {
   program
     .command('score')
     .description('Score candidate captions against reference captions (BLEU-1..4, ROUGE-L, CIDEr-D as in the COCO caption evaluation)')
-    .requiredOption('--references <file>', 'JSON object {imageId: [reference caption, ...]}; captions lower-case, space-tokenized')
-    .requiredOption('--candidates <file>', 'JSON object {imageId: candidate caption}')
+    .requiredOption('--references <file>', `JSON object {imageId: [reference caption, ...]}; captions lower-case, space-tokenized (at most ${MAX_JSON_BYTES / 2 ** 20} MB)`)
+    .requiredOption('--candidates <file>', `JSON object {imageId: candidate caption} (at most ${MAX_JSON_BYTES / 2 ** 20} MB)`)
     .option('--json', 'print all scores, including per-image ROUGE-L and CIDEr-D, as JSON')
     .action(async (options: ScoreOptions) => {
       const references = parseReferences(await readJsonFile(options.references), options.references);

@@ -7,12 +7,13 @@ import { ENGINES } from '../../train/engine.js';
 import { LOSS_MODES } from '../../train/loss.js';
 import { VE_FORMULATIONS } from '../../data/entailmentPrompt.js';
 import { MAX_THREADS } from '../../train/ortEngine.js';
-import { DEFAULT_LABEL_SMOOTHING, DEFAULT_THREADS, DEFAULT_TRAIN_OPTIONS, train, type TrainOptions } from '../../train/trainer.js';
-import { parseChoice, parseInteger, parseNumber } from '../options.js';
+import { DEFAULT_LABEL_SMOOTHING, DEFAULT_THREADS, DEFAULT_TRAIN_OPTIONS, TRAIN_OPTION_LIMITS, train, type TrainOptions } from '../../train/trainer.js';
+import { integerOption, numberOption, parseChoice } from '../options.js';
 import { progressBar } from '../progress.js';
 
 export function registerTrainCommand(program: Command): void {
   const d = DEFAULT_TRAIN_OPTIONS;
+  const max = TRAIN_OPTION_LIMITS;
   program
     .command('train')
     .description('train a model with the layer-wise task loss; writes a checkpoint directory and train-log.jsonl')
@@ -21,25 +22,25 @@ export function registerTrainCommand(program: Command): void {
     .option('--preset <name>', `model size: ${Object.keys(PRESETS).join(' | ')}`, parseChoice('--preset', Object.keys(PRESETS)), d.preset)
     .option('--encoder-mode <mode>', `decomposed (MuE) | joint (ablation) (default: the --init-from checkpoint's, else "${d.encoderMode}")`, parseChoice('--encoder-mode', ['decomposed', 'joint'] as const))
     .option('--loss <mode>', `${LOSS_MODES.join(' | ')} (ablation)`, parseChoice('--loss', LOSS_MODES), d.lossMode)
-    .option('--steps <n>', 'optimizer steps', parseInteger('--steps', 1), d.steps)
-    .option('--batch-size <n>', 'examples per step', parseInteger('--batch-size', 1), d.batchSize)
-    .option('--learning-rate <x>', 'peak learning rate', parseNumber('--learning-rate'), d.learningRate)
-    .option('--warmup-steps <n>', 'linear warm-up steps', parseInteger('--warmup-steps', 0), d.warmupSteps)
-    .option('--weight-decay <x>', 'AdamW decoupled weight decay', parseNumber('--weight-decay'), d.weightDecay)
-    .option('--clip-norm <x>', 'global gradient-norm clip', parseNumber('--clip-norm'), d.clipNorm)
-    .option('--label-smoothing <x>', `label smoothing ε (default: ${Object.entries(DEFAULT_LABEL_SMOOTHING).map(([task, value]) => `${value} for ${task}`).join(', ')}, as the official runs; --resume keeps the run's)`, parseNumber('--label-smoothing'))
+    .addOption(integerOption('--steps <n>', 'optimizer steps', 1, max.steps, d.steps))
+    .addOption(integerOption('--batch-size <n>', 'examples per step', 1, max.batchSize, d.batchSize))
+    .addOption(numberOption('--learning-rate <x>', 'peak learning rate', { min: 0, minExclusive: true, max: max.learningRate }, d.learningRate))
+    .addOption(integerOption('--warmup-steps <n>', 'linear warm-up steps', 0, max.warmupSteps, d.warmupSteps))
+    .addOption(numberOption('--weight-decay <x>', 'AdamW decoupled weight decay', { min: 0, max: max.weightDecay }, d.weightDecay))
+    .addOption(numberOption('--clip-norm <x>', 'global gradient-norm clip', { min: 0, minExclusive: true, max: max.clipNorm }, d.clipNorm))
+    .addOption(numberOption('--label-smoothing <x>', `label smoothing ε (default: ${Object.entries(DEFAULT_LABEL_SMOOTHING).map(([task, value]) => `${value} for ${task}`).join(', ')}, as the official runs; --resume keeps the run's)`, { min: 0, max: 1, maxExclusive: true }))
     .option('--ve-formulation <form>', `VE only: prompt (official: the decoder reads <bos> + the question template and answers at its end, constrained to yes/no/maybe) | bos (the decoder answers from <bos> alone; ablation, and how the first shipped models were trained) (default: "${d.veFormulation}"; --init-from keeps the checkpoint's, --resume the run's)`, parseChoice('--ve-formulation', VE_FORMULATIONS))
-    .option('--seed <n>', 'seed for weights and data', parseInteger('--seed'), d.seed)
-    .option('--image-size <n>', 'image side in pixels', parseInteger('--image-size', 1), d.imageSize)
-    .option('--validation-every <n>', 'validate every n steps', parseInteger('--validation-every', 1), d.validationEvery)
-    .option('--validation-size <n>', 'validation examples', parseInteger('--validation-size', 1), d.validationSize)
-    .option('--checkpoint-every <n>', 'checkpoint every n steps', parseInteger('--checkpoint-every', 1), d.checkpointEvery)
+    .addOption(integerOption('--seed <n>', 'seed for weights and data', 0, max.seed, d.seed))
+    .addOption(integerOption('--image-size <n>', 'image side in pixels', 1, max.imageSize, d.imageSize))
+    .addOption(integerOption('--validation-every <n>', 'validate every n steps', 1, max.validationEvery, d.validationEvery))
+    .addOption(integerOption('--validation-size <n>', 'validation examples', 1, max.validationSize, d.validationSize))
+    .addOption(integerOption('--checkpoint-every <n>', 'checkpoint every n steps', 1, max.checkpointEvery, d.checkpointEvery))
     .option('--data <spec>', DATA_SPEC_HELP, d.data)
     .option('--init-from <dir>', 'fine-tune: start from this checkpoint (its config and tokenizer; --image-size must match, --encoder-mode may differ)')
     .option('--tokenizer <file>', 'Hugging Face tokenizer.json (BPE, WordPiece, …) for a fresh model on real text (default: SceneWorld words)')
-    .option('--stop-at <step>', 'pause after this step (checkpoint saved); continue later with --resume', parseInteger('--stop-at', 1))
+    .addOption(integerOption('--stop-at <step>', 'pause after this step (checkpoint saved); continue later with --resume', 1, max.steps))
     .option('--engine <name>', 'ort: ONNX Runtime, generated gradients, multi-threaded | tfjs: TensorFlow.js wasm, single-threaded (reference)', parseChoice('--engine', ENGINES), 'ort')
-    .option('--threads <n>', `ONNX Runtime threads, 1..${MAX_THREADS}; default: every core`, parseInteger('--threads', 1), DEFAULT_THREADS)
+    .addOption(integerOption('--threads <n>', 'ONNX Runtime threads (default: every core)', 1, MAX_THREADS, DEFAULT_THREADS))
     .option('--resume', 'continue the run saved in --out')
     .option('--overwrite', 'start again, replacing the checkpoint in --out')
     .action(async (raw: Record<string, unknown>) => {

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 
 import { OFA_PARITY_TOLERANCE, type OfaVerification, verifyOfaFixture } from '../../eval/ofaVerify.js';
-import { parseInteger, parseNumber } from '../options.js';
+import { integerOption, MAX_THREADS, numberOption } from '../options.js';
 
 interface VerifyOfaOptions {
   fixture: string;
@@ -38,11 +38,10 @@ export function registerVerifyOfaCommand(program: Command): void {
     .description('Check the OFA/MuE port against a reference fixture of the official PyTorch code: every stored tensor and the exit layers of every early-exit run (exit code 0 only when all pass)')
     .requiredOption('--fixture <dir>', 'fixture directory: config.json, inputs.safetensors, outputs.safetensors and weights.safetensors (or checkpoint.pt, or a sibling fixture of the same generator config and seed); the .safetensors files may be gzip\'d (FILE.gz)')
     .option('--weights <file>', 'weights.safetensors (or .safetensors.gz) to use instead of the fixture\'s own')
-    .option('--tolerance <x>', 'largest accepted relative error max|ours - ref| / max|ref| per tensor', parseNumber('--tolerance'), OFA_PARITY_TOLERANCE)
-    .option('--threads <n>', 'onnxruntime intra-op threads per piece (default 1 below width 512, else 2)', parseInteger('--threads', 1))
+    .addOption(numberOption('--tolerance <x>', 'largest accepted relative error max|ours - ref| / max|ref| per tensor', { min: 0, minExclusive: true, max: 1 }, OFA_PARITY_TOLERANCE))
+    .addOption(integerOption('--threads <n>', 'onnxruntime intra-op threads per piece (default 1 below width 512, else 2)', 1, MAX_THREADS))
     .option('--json', 'print the full result (every tensor\'s error, every exit run) as JSON')
     .action(async (options: VerifyOfaOptions) => {
-      if (!(options.tolerance > 0)) throw new Error(`--tolerance must be positive (got ${options.tolerance})`);
       const result = await verifyOfaFixture(options.fixture, { weightsPath: options.weights, tolerance: options.tolerance, threads: options.threads });
       console.log(options.json ? JSON.stringify(result, null, 2) : formatReport(result));
       if (!result.pass) process.exitCode = 1;
