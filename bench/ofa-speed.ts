@@ -26,6 +26,7 @@ import { ofaEncode, ofaForward, type OfaForwardInputs } from '../src/runtime/ofa
 import { imagePositionIds, range, textBuckets } from '../src/runtime/ofaPositions.js';
 import { type Bias, type KeyValue, OfaRunner } from '../src/runtime/ofaRunner.js';
 import { concatSequences } from '../src/runtime/rows.js';
+import { randomFloats } from './random.js';
 
 const { values: flags } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, threads: { type: 'string' }, out: { type: 'string' } } });
 const rounds = Number(flags.rounds);
@@ -52,19 +53,6 @@ const CAPTION_PROMPT = [0, 99, 473, 5, 2274, 6190, 116, 2]; // ' what does the i
 const CAPTION_STEPS = 16;
 const BEAM = 5;
 
-/** Deterministic uniform floats in [lo, hi) (mulberry32). */
-function randomFloats(count: number, seed: number, lo: number, hi: number): Float32Array {
-  let state = seed >>> 0;
-  const out = new Float32Array(count);
-  for (let i = 0; i < count; i++) {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = lo + (hi - lo) * (((t ^ (t >>> 14)) >>> 0) / 4294967296);
-  }
-  return out;
-}
 
 /** Random weights of every tensor the forward reads: uniform with std 0.02 for 'normal', constants otherwise; the three tied embeddings are one tensor. */
 function randomWeights(config: OfaConfig): Map<string, NamedArray> {

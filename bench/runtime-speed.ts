@@ -25,6 +25,7 @@ import { cosineSimilarity, type ExitPolicy } from '../src/runtime/exits.js';
 import { defaultThreads, type KeyValue, LayerRunner } from '../src/runtime/layerRunner.js';
 import { fromVariables } from '../src/train/trainer.js';
 import { concatSequences } from '../src/runtime/rows.js';
+import { randomFloats } from './random.js';
 
 const { values: flags } = parseArgs({
   options: {
@@ -52,19 +53,6 @@ const MIN_SAMPLE_MS = 40;
 
 // ---------- helpers ----------
 
-/** Deterministic uniform floats in [lo, hi) (mulberry32). */
-function randomFloats(count: number, seed: number, lo = -1, hi = 1): Float32Array {
-  let state = seed >>> 0;
-  const out = new Float32Array(count);
-  for (let i = 0; i < count; i++) {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = lo + (hi - lo) * (((t ^ (t >>> 14)) >>> 0) / 4294967296);
-  }
-  return out;
-}
 const randomIds = (batch: number, length: number, seed: number): number[][] => {
   const u = randomFloats(batch * length, seed, 0, 1);
   return Array.from({ length: batch }, (_, b) => Array.from({ length }, (_, t) => 4 + Math.floor(u[b * length + t]! * (VOCAB - 4))));
