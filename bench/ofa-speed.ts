@@ -23,8 +23,9 @@ import { type OfaConfig, ofaConfigFromModelArgs } from '../src/model/ofaConfig.j
 import { ofaParameterSpecs } from '../src/model/ofaParameters.js';
 import type { NamedArray } from '../src/model/safetensors.js';
 import { ofaEncode, ofaForward, type OfaForwardInputs } from '../src/runtime/ofaForward.js';
-import { imagePositionIds, range, textBuckets } from '../src/runtime/ofaPositions.js';
-import { type Bias, type KeyValue, OfaRunner } from '../src/runtime/ofaRunner.js';
+import { OfaExitRunner } from '../src/runtime/ofaExitRunner.js';
+import { range } from '../src/runtime/ofaPositions.js';
+import type { KeyValue } from '../src/runtime/exitRunner.js';
 import { concatSequences } from '../src/runtime/rows.js';
 import { randomFloats } from './random.js';
 
@@ -83,48 +84,34 @@ function repeatRows(data: Float32Array, times: number): Float32Array {
   return out;
 }
 
-/** The encoder with one fused graph per stream; returns the memory (B, M, D) and what the decoder needs. */
-async function fusedEncoder(runner: OfaRunner, inputs: OfaForwardInputs) {
-  const { config } = runner;
+/** The encoder with one fused graph per stream; returns the memory (B, M, D) and its length. */
+async function fusedEncoder(runner: OfaExitRunner, inputs: OfaForwardInputs): Promise<{ memory: Float32Array; memoryLength: number }> {
   const textLength = inputs.textIds[0]!.length;
-  const image = await runner.embedImage(inputs.pixels, 1);
-  const text = await runner.embedText(inputs.textIds);
-  const pids = imagePositionIds(config);
-  const positions = await runner.encoderPositionBias(pids, textLength);
-  const textBias: Bias[] = [];
-  for (let l = 0; l < config.encoderLayers; l++) {
-    textBias.push(await runner.relativeBias('encoder', l, { data: positions.text!, batch: 1 }, textBuckets(config, range(textLength), range(textLength), config.maxSourcePositions), textLength, textLength));
-  }
-  const textStates = await runner.fullEncoder(text, new Float32Array(textLength).fill(1), textBias, 1, textLength);
-  const imageStates = await runner.fullEncoder(image.states, new Float32Array(pids.length).fill(1), range(config.encoderLayers).map(() => ({ data: positions.image!, batch: 1 })), 1, pids.length);
-  const memoryLength = pids.length + textLength;
-  const memory = await runner.encoderFinalNorm(concatSequences([imageStates, textStates], [pids.length, textLength], config.dim, 1), 1, memoryLength);
-  return { memory, memoryLength, positionEmbeddings: positions.positionEmbeddings };
+  const patches = runner.imageTokens;
+  const imageStates = await runner.fullEncoder(await runner.embedImage(inputs.pixels, 1), new Float32Array(patches).fill(1), 1, patches, 'image');
+  const textStates = await runner.fullEncoder(await runner.embedText(inputs.textIds), new Float32Array(textLength).fill(1), 1, textLength, 'text');
+  const memoryLength = patches + textLength;
+  const memory = await runner.encoderFinalNorm(concatSequences([imageStates, textStates], [patches, textLength], runner.config.dim, 1), 1, memoryLength);
+  return { memory, memoryLength };
 }
 
 /** VE scoring pass, fused: encoder per stream, decoder over the whole prompt in one graph, head. */
-async function fusedVe(runner: OfaRunner, inputs: OfaForwardInputs): Promise<Float32Array> {
-  const { config } = runner;
-  const { memory, memoryLength, positionEmbeddings } = await fusedEncoder(runner, inputs);
+async function fusedVe(runner: OfaExitRunner, inputs: OfaForwardInputs): Promise<Float32Array> {
+  const { memory, memoryLength } = await fusedEncoder(runner, inputs);
   const length = inputs.decoderIds[0]!.length;
-  const states = await runner.embedDecoder(inputs.decoderIds);
-  const biases = await runner.decoderPositionBias(range(length), range(length), positionEmbeddings, memoryLength);
-  const buckets = textBuckets(config, range(length), range(length), config.maxTargetPositions);
-  const selfBiases: Bias[] = [];
-  for (let l = 0; l < config.decoderLayers; l++) selfBiases.push(await runner.relativeBias('decoder', l, biases.self, buckets, length, length));
+  const states = await runner.embedDecoderPrompt(inputs.decoderIds);
   const cross: KeyValue[] = [];
-  for (let l = 0; l < config.decoderLayers; l++) cross.push(await runner.crossKeyValues(l, memory, 1, memoryLength));
+  for (let l = 0; l < runner.config.decoderLayers; l++) cross.push(await runner.crossKeyValues(l, memory, 1, memoryLength));
   const empty = new Float32Array(0);
-  const { hidden } = await runner.fullDecoder(states, length, cross.map(() => ({ key: empty, value: empty })), 0, new Float32Array(length).fill(1), selfBiases, cross, new Float32Array(memoryLength).fill(1), biases.cross, 1, memoryLength);
+  const { hidden } = await runner.fullDecoderStep(states, cross.map(() => ({ key: empty, value: empty })), 0, cross, new Float32Array(memoryLength).fill(1), 1, memoryLength, length);
   return runner.head(hidden, 1, length);
 }
 
 /** 16 beam-shaped decoding steps (decoder batch 5) after the encoder; `fused` picks one graph per step or one per layer. */
-async function caption(runner: OfaRunner, inputs: OfaForwardInputs, fused: boolean): Promise<number[]> {
-  const { config } = runner;
-  const { dim, decoderLayers } = config;
+async function caption(runner: OfaExitRunner, inputs: OfaForwardInputs, fused: boolean): Promise<number[]> {
+  const { dim, decoderLayers, vocabSize } = runner.config;
   const encoded = fused ? await fusedEncoder(runner, inputs) : await ofaEncode(runner, inputs);
-  const { memoryLength, positionEmbeddings } = encoded;
+  const { memoryLength } = encoded;
   const memoryMask = new Float32Array(BEAM * memoryLength).fill(1);
   // Cross K/V of the one image, repeated for the beams (the beams share the encoder output).
   const cross: KeyValue[] = [];
@@ -137,26 +124,21 @@ async function caption(runner: OfaRunner, inputs: OfaForwardInputs, fused: boole
   const tokens: number[] = [];
   let token = 0;
   for (let step = 0; step < CAPTION_STEPS; step++) {
-    let x = await runner.embedDecoder(range(BEAM).map(() => [token]));
-    const biases = await runner.decoderPositionBias([step], range(step + 1), positionEmbeddings, memoryLength);
-    const buckets = textBuckets(config, [step], range(step + 1), config.maxTargetPositions);
-    const selfBiases: Bias[] = [];
-    for (let l = 0; l < decoderLayers; l++) selfBiases.push(await runner.relativeBias('decoder', l, biases.self, buckets, 1, step + 1));
-    const selfKeyMask = new Float32Array(BEAM * (step + 1)).fill(1);
+    let x = await runner.embedDecoder(range(BEAM).map(() => token));
     if (fused) {
-      const result = await runner.fullDecoder(x, 1, cache, step, selfKeyMask, selfBiases, cross, memoryMask, biases.cross, BEAM, memoryLength);
+      const result = await runner.fullDecoderStep(x, cache, step, cross, memoryMask, BEAM, memoryLength);
       result.keyValues.forEach((kv, l) => { cache[l] = { key: append(cache[l]!.key, kv.key, step), value: append(cache[l]!.value, kv.value, step) }; });
       x = result.hidden;
     } else {
       for (let l = 0; l < decoderLayers; l++) {
-        const output = await runner.decoderLayer(l, x, 1, cache[l]!, step, selfKeyMask, selfBiases[l]!, cross[l]!, memoryMask, biases.cross, BEAM, memoryLength);
+        const output = await runner.decoderStep(l, x, cache[l]!.key, cache[l]!.value, step, cross[l]!.key, cross[l]!.value, memoryMask, BEAM, memoryLength, step);
         cache[l] = { key: append(cache[l]!.key, output.key, step), value: append(cache[l]!.value, output.value, step) };
         x = output.hidden;
       }
     }
     const logits = await runner.head(x, BEAM, 1);
     let best = 0;
-    for (let v = 1; v < config.vocabSize; v++) if (logits[v]! > logits[best]!) best = v;
+    for (let v = 1; v < vocabSize; v++) if (logits[v]! > logits[best]!) best = v;
     token = best;
     tokens.push(token);
   }
@@ -178,7 +160,7 @@ async function main(): Promise<void> {
   const config = ofaConfigFromModelArgs(OFA_BASE_MODEL_ARGS, VOCAB);
   const buildStart = performance.now();
   const weights = randomWeights(config);
-  const runner = await OfaRunner.create(config, weights, { fullStack: true, threads });
+  const runner = await OfaExitRunner.create(config, weights, { fullStack: true, threads });
   const buildMs = performance.now() - buildStart;
   console.log(`OFA-Base pieces built in ${(buildMs / 1000).toFixed(1)} s`);
   const pixels = randomFloats(config.imageSize * config.imageSize * 3, 7, -1, 1);
@@ -189,7 +171,7 @@ async function main(): Promise<void> {
     've.fused': () => fusedVe(runner, ve),
     'caption.pipeline': () => caption(runner, captionInputs, false),
     'caption.fused': () => caption(runner, captionInputs, true),
-    'stem.only': () => runner.embedImage(pixels, 1),
+    'stem.only': () => runner.ofa.embedImage(pixels, 1),
   };
   // Same results both ways (a benchmark of two different computations would mean nothing).
   const [pipelineTokens, fusedTokens] = [await caption(runner, captionInputs, false), await caption(runner, captionInputs, true)];
@@ -205,7 +187,7 @@ async function main(): Promise<void> {
     command,
     date: new Date().toISOString(),
     machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, loadAverage1m: os.loadavg()[0], memoryGB: Math.round(os.totalmem() / 2 ** 30) },
-    model: { shape: 'OFA-Base (MuE): width 768, FFN 3072, 12 heads, 6+6 layers, ResNet-101 stages 1-3, vocabulary 59457', imageSize: config.imageSize, patches: imagePositionIds(config).length, weights: 'random (uniform, std 0.02)', batch: 1, threads: threads ?? 2 },
+    model: { shape: 'OFA-Base (MuE): width 768, FFN 3072, 12 heads, 6+6 layers, ResNet-101 stages 1-3, vocabulary 59457', imageSize: config.imageSize, patches: runner.imageTokens, weights: 'random (uniform, std 0.02)', batch: 1, threads: threads ?? 2 },
     tasks: {
       ve: `encoder (image + ${VE_PROMPT.length}-token prompt) + decoder teacher-forced over ${VE_PROMPT.length} positions + logits, full depth`,
       caption: `encoder (image + ${CAPTION_PROMPT.length}-token prompt) + cross K/V once + ${CAPTION_STEPS} decoding steps at beam width ${BEAM} (decoder batch ${BEAM}, K/V cache) + head per step, full depth`,

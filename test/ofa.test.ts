@@ -19,8 +19,8 @@ import { countResnetBlocks, type OfaConfig, ofaConfigFromModelArgs, ofaImageGrid
 import { checkOfaWeights, ofaParameterSpecs } from '../src/model/ofaParameters.js';
 import { encodeSafetensors, type NamedArray } from '../src/model/safetensors.js';
 import { ofaEncode, ofaForward, type OfaForwardInputs } from '../src/runtime/ofaForward.js';
+import { OfaExitRunner } from '../src/runtime/ofaExitRunner.js';
 import { range, textBuckets } from '../src/runtime/ofaPositions.js';
-import { OfaRunner } from '../src/runtime/ofaRunner.js';
 import { concatSequences } from '../src/runtime/rows.js';
 
 const run = promisify(execFile);
@@ -131,13 +131,14 @@ function randomOfaWeights(config: OfaConfig): Map<string, NamedArray> {
  * |difference| to the teacher-forced decoder at every layer and position.
  */
 async function incrementalDecodingError(config: OfaConfig, weights: Map<string, NamedArray>, inputs: OfaForwardInputs): Promise<number> {
-  const runner = await OfaRunner.create(config, weights);
+  const exitRunner = await OfaExitRunner.create(config, weights);
+  const runner = exitRunner.ofa;
   try {
     const layers: Float32Array[] = [];
-    const full = await ofaForward(runner, inputs, undefined, { record: (stage, data) => { if (/^dec\.layer\d+$/.test(stage)) layers.push(data); } });
+    const full = await ofaForward(exitRunner, inputs, undefined, { record: (stage, data) => { if (/^dec\.layer\d+$/.test(stage)) layers.push(data); } });
     const batch = inputs.decoderIds.length;
     const length = inputs.decoderIds[0]!.length;
-    const { memory, memoryMask, memoryLength, positionEmbeddings } = await ofaEncode(runner, inputs);
+    const { memory, memoryMask, memoryLength, positionEmbeddings } = await ofaEncode(exitRunner, inputs);
     assert.deepEqual(memory, full.memory);
     const cross = await Promise.all(range(config.decoderLayers).map((index) => runner.crossKeyValues(index, memory, batch, memoryLength)));
     const cache = range(config.decoderLayers).map(() => ({ key: [] as Float32Array[], value: [] as Float32Array[] }));

@@ -1,6 +1,7 @@
 // Where examples come from: one DataSource interface, one implementation per data set
 // (SceneWorld, SNLI-VE, COCO captions). Training, evaluation and the CLI's `--data SPEC`
 // go through openDataSource, so no caller branches on the data set.
+import { type ImageTarget, resizeOf } from './image.js';
 import { cocoSource } from './coco.js';
 import type { RgbPixels } from './preprocess.js';
 import { captionExample, veExample, type EntailmentLabel, type Split } from './sceneworld.js';
@@ -30,7 +31,7 @@ export interface DataSource {
   readonly name: string;
   readonly task: DataTask;
   /** The split's records in order, skipping the first `skip` without decoding their images. SceneWorld never ends. */
-  records(split: Split, imageSize: number, skip?: number): AsyncGenerator<TaskRecord>;
+  records(split: Split, imageSize: ImageTarget, skip?: number): AsyncGenerator<TaskRecord>;
   /** How many records the split holds (Infinity for SceneWorld); reads the split once without decoding images. */
   size(split: Split): Promise<number>;
 }
@@ -55,7 +56,9 @@ export function openDataSource(spec: string, task: DataTask, seed: number): Data
 }
 
 /** SceneWorld record `index` of a split: a pure function of its arguments. */
-export function sceneWorldRecord(task: DataTask, split: Split, index: number, seed: number, imageSize: number): TaskRecord {
+export function sceneWorldRecord(task: DataTask, split: Split, index: number, seed: number, target: ImageTarget): TaskRecord {
+  // Rendered at the input size: the resize policy has nothing to crop or stretch.
+  const imageSize = resizeOf(target).size;
   if (task === 've') {
     const e = veExample(index, { split, seed, imageSize });
     return { id: e.id, image: e.image, hypothesis: e.hypothesis, label: e.label, group: e.family, objectCount: e.objectCount };
@@ -76,7 +79,7 @@ function sceneWorldSource(task: DataTask, seed: number): DataSource {
 }
 
 /** The first `count` records of a split (fewer if the split is shorter; none is an error). */
-export async function takeRecords(source: DataSource, split: Split, count: number, imageSize: number): Promise<TaskRecord[]> {
+export async function takeRecords(source: DataSource, split: Split, count: number, imageSize: ImageTarget): Promise<TaskRecord[]> {
   const records: TaskRecord[] = [];
   if (count > 0) {
     for await (const record of source.records(split, imageSize)) {
@@ -92,7 +95,7 @@ export async function takeRecords(source: DataSource, split: Split, count: numbe
  * Records of a split from global stream position `start` on, forever: file data sets restart
  * at their first record after the last (epochs), so position p is record p mod size.
  */
-export async function* endlessRecords(source: DataSource, split: Split, imageSize: number, start: number): AsyncGenerator<TaskRecord> {
+export async function* endlessRecords(source: DataSource, split: Split, imageSize: ImageTarget, start: number): AsyncGenerator<TaskRecord> {
   const size = start > 0 ? await source.size(split) : Infinity;
   let skip = size === Infinity ? start : start % size;
   for (;;) {

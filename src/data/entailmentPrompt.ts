@@ -2,7 +2,6 @@
 // (OFA data/mm_data/snli_ve_dataset.py): the hypothesis (and, when the data set has one, the
 // premise caption) inside a fixed question template. The leading space is OFA's: with a
 // GPT-2 style BPE it makes " does" the word-initial token the OFA vocabulary has.
-import { encodeText } from './preprocess.js';
 import { ENTAILMENT_LABELS } from './sceneworld/entailment.js';
 import type { TextTokenizer } from './tokenizer.js';
 
@@ -29,13 +28,11 @@ export function entailmentText(formulation: VeFormulation, hypothesis: string, p
 }
 
 /**
- * Ids of a VE question's encoder text, refusing what cannot be asked: a hypothesis without a
- * word (the template alone, or "?!" with a tokenizer that keeps `?`, would otherwise pass) and
- * text longer than the model's limit (the template counts).
+ * Refuses a hypothesis without a word: the template alone, or "?!" with a tokenizer that keeps `?`,
+ * would otherwise pass as a question. (Over-long text is refused where it is encoded.)
  */
-export function encodeEntailment(tokenizer: TextTokenizer, formulation: VeFormulation, hypothesis: string, premise: string | undefined, maxLength: number): number[] {
+export function checkHypothesisHasWord(hypothesis: string): void {
   if (!/[^\p{P}\p{S}\s]/u.test(hypothesis)) throw new Error('text is empty');
-  return encodeText(tokenizer, entailmentText(formulation, hypothesis, premise), maxLength);
 }
 
 /**

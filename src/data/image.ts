@@ -3,12 +3,16 @@
 // its output then goes through normaliseImage, so there is one resize policy and one
 // normalisation. Decoding works on in-memory buffers only: no temporary files are written.
 //
-// Resize policy: scale so the SHORTER side equals the input size (bicubic-family "lanczos3",
-// sharp's default), then centre-crop the longer side ("cover"). Aspect ratio is kept; the
-// margins of the longer side are lost. Images smaller than the input size are scaled up.
+// Resize policy of mue's own models (a plain number as the target): scale so the SHORTER side
+// equals the input size (bicubic-family "lanczos3", sharp's default), then centre-crop the longer
+// side ("cover"). Aspect ratio is kept; the margins of the longer side are lost. OFA models
+// (OFA_IMAGE_RESIZE) stretch both sides to the input size with a bicubic filter, as OFA's
+// Resize((S, S), BICUBIC) does. Images smaller than the input size are scaled up.
 import { readFileBounded } from './boundedRead.js';
 import sharp from 'sharp';
-import type { RgbPixels } from './preprocess.js';
+import { type ImageTarget, resizeOf, type RgbPixels } from './preprocess.js';
+
+export { type ImageResize, type ImageTarget, ofaImageResize, resizeOf } from './preprocess.js';
 
 export interface ImageLimits {
   /** Largest encoded file accepted, in bytes. */
@@ -22,12 +26,14 @@ export const DEFAULT_IMAGE_LIMITS: ImageLimits = { maxBytes: 32 * 1024 * 1024, m
 
 const FORMATS = new Set(['jpeg', 'png', 'webp']);
 
+
 /**
  * Decodes a JPEG, PNG or WebP image and returns `size`×`size` RGB bytes: alpha is dropped
  * (composited over black is NOT done — the colour channels are kept as stored), grey is
  * expanded to three equal channels, EXIF orientation is applied. `source` names the image in errors.
  */
-export async function loadImage(bytes: Uint8Array, size: number, source: string, limits: ImageLimits = DEFAULT_IMAGE_LIMITS): Promise<RgbPixels> {
+export async function loadImage(bytes: Uint8Array, target: ImageTarget, source: string, limits: ImageLimits = DEFAULT_IMAGE_LIMITS): Promise<RgbPixels> {
+  const { size, fit, kernel } = resizeOf(target);
   if (bytes.length > limits.maxBytes) throw new Error(`${source}: image file is ${bytes.length} bytes, more than the limit of ${limits.maxBytes}`);
   if (bytes.length === 0) throw new Error(`${source}: image file is empty`);
   let format: string | undefined;
@@ -48,7 +54,7 @@ export async function loadImage(bytes: Uint8Array, size: number, source: string,
       .rotate()
       .removeAlpha()
       .toColourspace('srgb')
-      .resize(size, size, { fit: 'cover', position: 'centre' })
+      .resize(size, size, { fit, position: 'centre', kernel })
       .raw()
       .toBuffer({ resolveWithObject: true });
     if (info.channels !== 3 || info.width !== size || info.height !== size) throw new Error(`decoder returned ${info.width}×${info.height}×${info.channels}`);
@@ -74,6 +80,6 @@ export function readImageFile(path: string, limits: ImageLimits = DEFAULT_IMAGE_
 }
 
 /** loadImage on a file read by readImageFile. */
-export async function loadImageFile(path: string, size: number, limits: ImageLimits = DEFAULT_IMAGE_LIMITS): Promise<RgbPixels> {
-  return loadImage(readImageFile(path, limits), size, path, limits);
+export async function loadImageFile(path: string, target: ImageTarget, limits: ImageLimits = DEFAULT_IMAGE_LIMITS): Promise<RgbPixels> {
+  return loadImage(readImageFile(path, limits), target, path, limits);
 }

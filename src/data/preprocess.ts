@@ -4,6 +4,21 @@ import type { TextTokenizer } from './tokenizer.js';
 
 export interface RgbPixels { width: number; height: number; pixels: Uint8Array }
 
+/** How an image becomes the model's size × size input: 'cover' keeps the aspect ratio and crops the centre, 'fill' stretches. */
+export interface ImageResize { size: number; fit: 'cover' | 'fill'; kernel: 'lanczos3' | 'cubic' }
+/** A side length (mue's policy: cover, lanczos3) or a full resize policy. */
+export type ImageTarget = number | ImageResize;
+
+/**
+ * OFA's preprocessing (ARCHITECTURE.md §14): both sides to S, aspect ratio not kept, bicubic.
+ * sharp's 'cubic' is the Catmull-Rom cubic (a = −0.5) as PIL's BICUBIC, and libvips filters when
+ * shrinking as PIL does; the two resamplers still differ in rounding and edge handling, so pixels
+ * may differ by a few levels from PIL's.
+ */
+export const ofaImageResize = (size: number): ImageResize => ({ size, fit: 'fill', kernel: 'cubic' });
+
+export const resizeOf = (target: ImageTarget): ImageResize => (typeof target === 'number' ? { size: target, fit: 'cover', kernel: 'lanczos3' } : target);
+
 /** RGB bytes (H, W, 3) -> float32 in [-1, 1]: x / 127.5 − 1. Refuses any other size. */
 export function normaliseImage(image: RgbPixels, imageSize: number): Float32Array {
   if (image.width !== imageSize || image.height !== imageSize) {

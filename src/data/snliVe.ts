@@ -11,7 +11,7 @@ import { createReadStream, existsSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { DataSource, TaskRecord } from './dataSource.js';
-import { loadImage, loadImageFile } from './image.js';
+import { loadImage, loadImageFile, type ImageTarget } from './image.js';
 import type { EntailmentLabel, Split } from './sceneworld.js';
 
 export const SNLI_VE_LABELS: Readonly<Record<string, EntailmentLabel>> = { entailment: 'yes', neutral: 'maybe', contradiction: 'no' };
@@ -43,7 +43,7 @@ export function snliVeSource(directory: string): DataSource {
   const layout = existsSync(fileOf('train', 'tsv')) || existsSync(fileOf('test', 'tsv')) ? 'tsv' : 'jsonl';
   const imageFolder = IMAGE_FOLDERS.map((name) => join(directory, name)).find((folder) => existsSync(folder));
 
-  const rows = (split: Split, imageSize: number): AsyncGenerator<SnliVeRow> => {
+  const rows = (split: Split, imageSize: ImageTarget): AsyncGenerator<SnliVeRow> => {
     const path = fileOf(split, layout);
     if (!existsSync(path)) throw new Error(`SNLI-VE: ${path} does not exist (expected snli_ve_{train,dev,test}.tsv or .jsonl in ${directory})`);
     return layout === 'tsv' ? tsvRows(path, imageSize) : jsonlRows(path, imageSize, imageFolder ?? join(directory, IMAGE_FOLDERS[0]!));
@@ -72,7 +72,7 @@ function label(gold: unknown, where: string): { label: EntailmentLabel; gold: st
   return { label: mapped, gold: (gold as string).trim().toLowerCase() };
 }
 
-async function* tsvRows(path: string, imageSize: number): AsyncGenerator<SnliVeRow> {
+async function* tsvRows(path: string, imageSize: ImageTarget): AsyncGenerator<SnliVeRow> {
   for await (const { line, number } of readLines(path)) {
     const where = `${path}:${number}`;
     const columns = line.split('\t');
@@ -86,7 +86,7 @@ async function* tsvRows(path: string, imageSize: number): AsyncGenerator<SnliVeR
   }
 }
 
-async function* jsonlRows(path: string, imageSize: number, imageFolder: string): AsyncGenerator<SnliVeRow> {
+async function* jsonlRows(path: string, imageSize: ImageTarget, imageFolder: string): AsyncGenerator<SnliVeRow> {
   for await (const { line, number } of readLines(path)) {
     const where = `${path}:${number}`;
     let row: Record<string, unknown>;

@@ -8,12 +8,10 @@
 //   timeRatio      = wall-clock time / full-depth wall-clock time, same inputs, same process
 //     (fusedTimeRatio: the same against full depth through the fused whole-stack graphs).
 import { openDataSource, sceneWorldRecord, takeRecords, type TaskRecord } from '../data/dataSource.js';
-import { CAPTION_PROMPT, type Split } from '../data/sceneworld.js';
-import { encodeText } from '../data/preprocess.js';
+import type { Split } from '../data/sceneworld.js';
 import type { Task } from '../model/checkpoint.js';
 import type { InferenceOptions, MuEModel, Telemetry } from '../runtime/mueModel.js';
 import { scoreCaptions } from './captionMetrics.js';
-import { fitsModel, fromTaskRecord } from '../train/batch.js';
 import type { MethodResult } from './types.js';
 
 /** One evaluation input with its ground truth and difficulty group. */
@@ -28,10 +26,18 @@ export function sceneWorldEvalSet(task: Task, split: Split, count: number, seed:
  * model's text limit cannot be run: they are left out and counted.
  */
 export async function evaluationSet(model: MuEModel, data: string, split: Split, count: number, seed: number): Promise<{ examples: EvalExample[]; skippedTooLong: number }> {
-  const records = await takeRecords(openDataSource(data, model.task, seed), split, count, model.config.imageSize);
-  // Caption references are never encoded, so only the text limit applies; a VE prompt also fills the decoder.
-  const limits = model.task === 'caption' ? { ...model.config, maxTargetLength: Number.MAX_SAFE_INTEGER } : model.config;
-  const examples = records.filter((record) => fitsModel(fromTaskRecord(record, 0, model.config.veFormulation), model.tokenizer, limits));
+  const records = await takeRecords(openDataSource(data, model.task, seed), split, count, model.imageResize);
+  // Caption references are never encoded and the caption prompt is fixed: only VE questions can be too long.
+  const fits = (record: TaskRecord): boolean => {
+    if (model.task === 'caption') return true;
+    try {
+      model.checkQuestion(record);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const examples = records.filter(fits);
   if (examples.length === 0) throw new Error(`every ${split} example is longer than the model's text limit (${model.config.maxTextLength} tokens)`);
   return { examples, skippedTooLong: records.length - examples.length };
 }
@@ -128,8 +134,8 @@ export function summariseRun(
 ): MethodResult {
   const { config } = model;
   const scored = scoreRun(model, examples, run.answers);
-  const textTokens = examples.map((e) => encodeText(model.tokenizer, model.task === 've' ? model.entailmentText(e) : CAPTION_PROMPT, config.maxTextLength).length);
-  const patches = (config.imageSize / config.patchSize) ** 2;
+  const textTokens = examples.map((e) => model.encoderIds(model.task === 've' ? model.entailmentText(e) : model.captionPrompt).length);
+  const patches = model.imageTokens;
   let layersRun = 0;
   let layersFull = 0;
   run.telemetry.forEach((t, i) => {

@@ -1,7 +1,6 @@
 // The methods compared in one harness, each with the settings it sweeps (DESIGN 2.7):
 // MuE, its ablations, and the baselines the paper compares against.
 import type { Task } from '../model/checkpoint.js';
-import type { ModelConfig } from '../model/config.js';
 import { entropyExit, fixedDepthExit, marginExit, patienceExit } from '../runtime/exits.js';
 import { KV_STRATEGIES } from '../runtime/decoderExits.js';
 import { CAPTION_DECODING, type InferenceOptions } from '../runtime/mueModel.js';
@@ -24,7 +23,7 @@ export const KV_COMPARISON_THRESHOLDS = [0.99, 0.95, 0.9, 0.85];
 const FULL: InferenceOptions = { imageThreshold: 1, textThreshold: 1, jointThreshold: 1, decoderThreshold: 1 };
 
 /** Every method's sweep for a model of this shape; each entry says which model it needs. */
-export function methodSweeps(task: Task, config: ModelConfig): Array<MethodSetting & { role: ModelRole }> {
+export function methodSweeps(task: Task, config: { encoderLayers: number; decoderLayers: number }): Array<MethodSetting & { role: ModelRole }> {
   const settings: Array<MethodSetting & { role: ModelRole }> = [];
   const add = (role: ModelRole, method: string, setting: string, knob: number, options: InferenceOptions) =>
     settings.push({ role, method, setting, knob, options: { ...FULL, ...options } });

@@ -10,7 +10,7 @@ import { readOfaCheckpointWeights } from '../model/ofaCheckpoint.js';
 import { countResnetBlocks, type OfaConfig, ofaConfigFromModelArgs } from '../model/ofaConfig.js';
 import { decodeSafetensors, type NamedArray, type SafetensorsFile } from '../model/safetensors.js';
 import { ofaForward, type OfaForwardInputs, type OfaThresholds } from '../runtime/ofaForward.js';
-import { OfaRunner } from '../runtime/ofaRunner.js';
+import { OfaExitRunner } from '../runtime/ofaExitRunner.js';
 
 export const OFA_PARITY_TOLERANCE = 1e-4;
 
@@ -236,7 +236,7 @@ export async function verifyOfaFixture(directory: string, options: { weightsPath
   const tolerance = options.tolerance ?? OFA_PARITY_TOLERANCE;
   const { config, weights, weightsPath, inputs: forwardInputs, outputs, logitColumns, earlyExitRuns } = loadOfaFixture(directory, options.weightsPath);
   const batch = forwardInputs.textIds.length;
-  const runner = await OfaRunner.create(config, weights, { threads: options.threads });
+  const runner = await OfaExitRunner.create(config, weights, { threads: options.threads });
   const ours = new Map<string, Float32Array>();
   const exitRuns: ExitRunResult[] = [];
   try {

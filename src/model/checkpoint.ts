@@ -15,8 +15,8 @@ import { dirname, basename, join } from 'node:path';
 import { readFileBounded } from '../data/boundedRead.js';
 import type { TextTokenizer } from '../data/tokenizer.js';
 import { type FileOps, NODE_FILE_OPS, replaceDirectory } from './atomicWrite.js';
-import type { ModelConfig } from './config.js';
-import { CHECKPOINT_FORMAT_VERSION, checkFinite, checkWeights, CONFIG_METADATA_KEY, FILES, parseJsonObject, parseModelFiles, type Task } from './modelFiles.js';
+import { checkMueFamily, type ModelConfig } from './config.js';
+import { CHECKPOINT_FORMAT_VERSION, checkFinite, checkWeights, CONFIG_METADATA_KEY, FILES, parseJsonObject, parseModelFiles, type ParsedModel, type ParsedMueModel, type Task } from './modelFiles.js';
 import { decodeSafetensors, encodeSafetensors, type NamedArray, type StoredDtype } from './safetensors.js';
 import { nodeSha256 } from './sha256.js';
 
@@ -147,17 +147,25 @@ function isOtherLiveProcess(pid: number): boolean {
   }
 }
 
-export function loadCheckpoint(directory: string): Checkpoint {
+/** A model directory of either family, validated (config, weights with their checksum, tokenizer); training files are not read. */
+export function loadModelDirectory(directory: string): ParsedModel {
   recoverCheckpoint(directory);
   if (!existsSync(directory) || !statSync(directory).isDirectory()) throw new Error(`${directory} is not a model directory (it does not exist or is not a folder)`);
   for (const file of [FILES.config, FILES.weights, FILES.tokenizer]) {
     if (!existsSync(join(directory, file))) throw new Error(`${directory} is not a model directory: ${file} is missing`);
   }
-  const { task, config, tokenizer, weights } = parseModelFiles({
+  return parseModelFiles({
     config: readJson(directory, FILES.config),
     weights: readCheckpointFile(directory, FILES.weights, MAX_TENSOR_FILE_BYTES),
     tokenizer: readJson(directory, FILES.tokenizer),
   }, nodeSha256);
+}
+
+/** A checkpoint of mue's own family with its training files (an OFA model is refused: mue does not train that family). */
+export function loadCheckpoint(directory: string): Checkpoint {
+  const model = loadModelDirectory(directory);
+  if (model.family === 'ofa') checkMueFamily({ family: 'ofa' });
+  const { task, config, tokenizer, weights } = model as ParsedMueModel;
   const checkpoint: Checkpoint = { task, config, tokenizer, weights };
   if (existsSync(join(directory, FILES.optimizer))) {
     checkpoint.optimizerState = decodeSafetensors(readCheckpointFile(directory, FILES.optimizer, MAX_TENSOR_FILE_BYTES), FILES.optimizer, nodeSha256).tensors;

@@ -71,7 +71,7 @@ export function presetConfig(
 /** Refuses a config of another model family (config.json `family`; absent means mue's own). */
 export function checkMueFamily(config: Record<string, unknown>): void {
   if (config.family === 'ofa') {
-    throw new Error('this is an OFA-family model (written by mue convert-ofa): predict, eval, calibrate and serve do not run that family yet; mue verify-ofa checks it against the official code (docs/ofa.md)');
+    throw new Error('this is an OFA-family model (written by mue convert-ofa): mue runs it (predict, eval, calibrate, serve, MuEModel.load) but does not train or export that family (docs/ofa.md)');
   }
   if (config.family !== undefined && config.family !== 'mue') throw new Error(`model config: unknown model family ${JSON.stringify(config.family)}`);
 }

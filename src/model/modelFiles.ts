@@ -4,6 +4,7 @@
 import { tokenizerFromJSON } from '../data/hfTokenizer.js';
 import type { TextTokenizer } from '../data/tokenizer.js';
 import { checkMueFamily, type ModelConfig, validateConfig } from './config.js';
+import { parseOfaModelFiles, type ParsedOfaModel } from './ofaModelFiles.js';
 import { parameterSpecs } from './parameters.js';
 import { decodeSafetensors, type NamedArray, type Sha256 } from './safetensors.js';
 
@@ -32,12 +33,17 @@ export interface ModelFiles {
   tokenizer: unknown;
 }
 
-export interface ParsedModel {
+/** A model of mue's own family. */
+export interface ParsedMueModel {
+  family: 'mue';
   task: Task;
   config: ModelConfig;
   tokenizer: TextTokenizer;
   weights: Map<string, NamedArray>;
 }
+
+/** Either family: config.json `family` "ofa" (a converted OFA / MuE checkpoint) or absent/"mue". */
+export type ParsedModel = ParsedMueModel | ParsedOfaModel;
 
 /**
  * Validates and decodes the three files; the first problem is named with its file. The weights'
@@ -46,6 +52,7 @@ export interface ParsedModel {
  */
 export function parseModelFiles(files: ModelFiles, sha256?: Sha256): ParsedModel {
   const rawConfig = jsonObject(files.config, FILES.config);
+  if (rawConfig.family === 'ofa') return parseOfaModelFiles(rawConfig, files.weights, jsonObject(files.tokenizer, FILES.tokenizer), sha256);
   const task = rawConfig.task as Task;
   if (!TASKS.includes(task)) throw new Error(`${FILES.config}: "task" must be one of ${TASKS.join(', ')} (got ${JSON.stringify(rawConfig.task)})`);
   checkMueFamily(rawConfig);
@@ -60,7 +67,7 @@ export function parseModelFiles(files: ModelFiles, sha256?: Sha256): ParsedModel
   const { tensors: weights, metadata } = decodeSafetensors(files.weights, FILES.weights, sha256);
   checkWeights(config, weights, FILES.weights);
   checkSavedConfig(metadata[CONFIG_METADATA_KEY], { task, ...config });
-  return { task, config, tokenizer, weights };
+  return { family: 'mue', task, config, tokenizer, weights };
 }
 
 /** Weights files record the task and config they were saved with; config.json must still say the same. */

@@ -12,8 +12,9 @@ import { readOfaCheckpointWeights } from './ofaCheckpoint.js';
 import { encodeSafetensors, type NamedArray } from './safetensors.js';
 import { nodeSha256 } from './sha256.js';
 
-export type OfaTask = 've' | 'caption';
-export const OFA_TASKS: readonly OfaTask[] = ['ve', 'caption'];
+import { OFA_TASKS, type OfaTask } from './ofaModelFiles.js';
+
+export { OFA_TASKS, type OfaTask };
 /** fairseq task names (`cfg["task"]._name`) of the tasks mue runs. */
 const TASK_OF_FAIRSEQ_TASK: Record<string, OfaTask> = { snli_ve: 've', caption: 'caption' };
 const OUTPUT_FILES = ['config.json', 'model.safetensors', 'tokenizer.json'];

@@ -11,7 +11,7 @@
 // on the cosine of the beams' states pooled into one vector (ofa/ARCHITECTURE.md §10.1).
 import { cosineSimilarity, type ExitPolicy, type PolicyMemory } from './exits.js';
 import { crossKeyValueFlops, decoderStepFlops, headFlops, selfKeyValueFlops, similarityFlops } from './flops.js';
-import type { DecoderStepOutput, KeyValue, LayerRunner } from './layerRunner.js';
+import type { DecoderStepOutput, ExitRunner, KeyValue } from './exitRunner.js';
 import { gatherRows } from './rows.js';
 
 export type KvStrategy = 'drop' | 'copy' | 'propagate' | 'recompute';
@@ -21,7 +21,7 @@ export const EXIT_GRANULARITIES: readonly ExitGranularity[] = ['token', 'step'];
 
 /** Everything fixed for one batch of requests. */
 export interface DecoderContext {
-  runner: LayerRunner;
+  runner: ExitRunner;
   /** Final-normalised [image ; text] states (B, M, D) and their mask (B, M). */
   memory: Float32Array;
   memoryMask: Float32Array;
@@ -206,7 +206,7 @@ async function runDecoderLayer(context: DecoderContext, index: number, states: F
     const cross = await crossFor(context, index, group.map((s) => s.sample));
     return runner.decoderStep(
       index, x, stackCache(group, index, positions, dim, 'keys'), stackCache(group, index, positions, dim, 'values'), positions[0]!.length,
-      cross.key, cross.value, cross.mask, group.length, memoryLength,
+      cross.key, cross.value, cross.mask, group.length, memoryLength, position,
     );
   };
   if (byLength.size === 1) return { ...(await runGroup(rows.map((_, i) => i), states)), pastLengths };
@@ -226,11 +226,9 @@ async function runDecoderLayer(context: DecoderContext, index: number, states: F
 
 /**
  * Positions before `position` whose key/value layer `index` holds for this sequence, in order.
- * Hook for model families with a self-attention position bias (OFA's relative/absolute bias): the
- * official code adds the bias of the LAST S positions (columns t−S+1 … t of the query's bias row) to
- * these S keys, i.e. right-aligned even when the positions are not contiguous (ARCHITECTURE.md §10.3);
- * such a family takes its bias columns from the right of this list's length, not from these positions.
- * mue's own models add absolute positions at the decoder input and use no attention bias.
+ * Only their count reaches the runner (pastLength, with the query's `position`): OFA's runner adds
+ * the self-attention bias of the LAST S positions to these S keys, right-aligned even when they are
+ * not contiguous, as the official code does (ARCHITECTURE.md §10.3).
  */
 function cachedPositions(sequence: Sequence, index: number, position: number): number[] {
   const positions: number[] = [];
@@ -310,7 +308,7 @@ async function completeCache(context: DecoderContext, sequence: Sequence, layer:
       const earlier = [Array.from({ length: past }, (_, p) => p)];
       const output = await runner.decoderStep(
         index, sequence.exitStates[past]!, stackCache([sequence], index, earlier, dim, 'keys'), stackCache([sequence], index, earlier, dim, 'values'), past,
-        cross.key, cross.value, cross.mask, 1, context.memoryLength,
+        cross.key, cross.value, cross.mask, 1, context.memoryLength, past,
       );
       sequence.keys[index]![past] = output.key;
       sequence.values[index]![past] = output.value;

@@ -2,10 +2,9 @@
 // per-sample exits (DESIGN 2.3): after layer i, sample s stops when its policy fires on
 // cos(h_i[s], h_{i−1}[s]) over its real tokens. Exited samples leave the batch (the
 // active rows are compacted), so they cost nothing more.
-import type { ModelConfig } from '../model/config.js';
 import { cosineSimilarity, type ExitPolicy } from './exits.js';
 import { encoderLayerFlops, similarityFlops } from './flops.js';
-import type { LayerRunner } from './layerRunner.js';
+import type { EncoderStream, ExitRunner } from './exitRunner.js';
 import { gatherRows } from './rows.js';
 
 export interface StreamResult {
@@ -21,10 +20,10 @@ export interface StreamResult {
  * embedded (B, T, D) and keyMask (B, T) with every sample's real tokens first (lengths[s] of them).
  */
 export async function runEncoderStream(
-  runner: LayerRunner, embedded: Float32Array, keyMask: Float32Array, lengths: number[], policy: ExitPolicy, recordSimilarities = false,
+  runner: ExitRunner, stream: EncoderStream, embedded: Float32Array, keyMask: Float32Array, lengths: number[], policy: ExitPolicy, recordSimilarities = false,
 ): Promise<StreamResult> {
   const computeSimilarity = policy.needsSimilarity || recordSimilarities;
-  const config: ModelConfig = runner.config;
+  const { config } = runner;
   const batch = lengths.length;
   const length = keyMask.length / batch;
   const rowSize = length * config.dim;
@@ -37,7 +36,7 @@ export async function runEncoderStream(
   let states = embedded; // (A, T, D) for the active rows
   let mask = keyMask; // (A, T)
   for (let layer = 1; layer <= config.encoderLayers; layer++) {
-    const output = await runner.encoderLayer(layer - 1, states, mask, active.length, length);
+    const output = await runner.encoderLayer(layer - 1, states, mask, active.length, length, stream);
     const stillActive: number[] = [];
     active.forEach((sample, row) => {
       const realValues = lengths[sample]! * config.dim;

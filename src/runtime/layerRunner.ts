@@ -4,9 +4,11 @@
 // The ONNX Runtime implementation is injected (OrtBackend): onnxruntime-node or onnxruntime-web.
 // Shapes: B batch, T sequence, t cached decoder positions, M memory tokens, D width, V vocabulary;
 // every array is row-major float32 with those dims, keys/values token-major (B, T, D).
-import type { ModelConfig } from '../model/config.js';
+import { imagePatchCount, type ModelConfig } from '../model/config.js';
 import type { NamedArray } from '../model/safetensors.js';
 import { fullStackPieces, layerPieces } from '../graph/layerGraphs.js';
+import type { DecoderStepOutput, ExitRunner, KeyValue } from './exitRunner.js';
+import { imageEmbeddingFlops } from './flops.js';
 import type { OrtBackend, OrtOutputs, OrtSession, OrtTensor } from './ortBackend.js';
 import { defaultBackend } from './platform.js';
 
@@ -19,8 +21,7 @@ export interface LayerRunnerOptions {
   backend?: OrtBackend;
 }
 
-export interface KeyValue { key: Float32Array; value: Float32Array }
-export interface DecoderStepOutput { hidden: Float32Array; key: Float32Array; value: Float32Array }
+export type { DecoderStepOutput, KeyValue } from './exitRunner.js';
 
 const floatData = (tensor: OrtTensor | undefined): Float32Array => tensor!.data as Float32Array;
 
@@ -29,11 +30,12 @@ const floatData = (tensor: OrtTensor | undefined): Float32Array => tensor!.data 
  * ran full depth in 15.7 ms with 1 thread vs 24.8 ms with 2 (bench:runtime --threads 1 vs 2),
  * while OFA-Base widths gain from 2.
  */
-export function defaultThreads(config: ModelConfig): number {
+export function defaultThreads(config: Pick<ModelConfig, 'dim'>): number {
   return config.dim >= 512 ? 2 : 1;
 }
 
-export class LayerRunner {
+/** Positions enter as absolute embeddings at the inputs, so the stream and decoder position arguments of ExitRunner are not needed here. */
+export class LayerRunner implements ExitRunner {
   private constructor(
     readonly config: ModelConfig,
     private readonly sessions: Map<string, OrtSession>,
@@ -50,6 +52,14 @@ export class LayerRunner {
       for (const piece of generator) sessions.set(piece.name, await backend.InferenceSession.create(piece.model, sessionOptions));
     }
     return new LayerRunner(config, sessions, backend);
+  }
+
+  get imageTokens(): number {
+    return imagePatchCount(this.config);
+  }
+
+  imageEmbeddingFlops(): number {
+    return imageEmbeddingFlops(this.config);
   }
 
   /** pixels (B, H, W, 3) in [-1, 1] -> (B, Np, D). */

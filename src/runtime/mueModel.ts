@@ -1,18 +1,18 @@
 // The public inference API: load a checkpoint, answer entailment questions and write
 // captions with MuE exits, and report what each answer cost.
-import { encodeEntailment, entailmentAnswerIds, entailmentText } from '../data/entailmentPrompt.js';
-import { encodeText, normaliseImage, type RgbPixels } from '../data/preprocess.js';
-import { CAPTION_PROMPT, ENTAILMENT_LABELS } from '../data/sceneworld.js';
+import { checkHypothesisHasWord, entailmentAnswerIds } from '../data/entailmentPrompt.js';
+import { type ImageResize, normaliseImage, type RgbPixels } from '../data/preprocess.js';
+import { ENTAILMENT_LABELS } from '../data/sceneworld.js';
 import type { TextTokenizer } from '../data/tokenizer.js';
 import { parseModelFiles, type ModelFiles, type ParsedModel, type Task } from '../model/modelFiles.js';
-import { imagePatchCount, type ModelConfig } from '../model/config.js';
 import type { Sequence } from './decoderExits.js';
 import { EXIT_GRANULARITIES, KV_STRATEGIES, type DecoderContext, type ExitGranularity, type KvStrategy } from './decoderExits.js';
 import { runEncoderStream, type StreamResult } from './encoderExits.js';
 import { checkThreshold, similarityExit, THRESHOLD_SCHEDULES, type ExitPolicy, type ThresholdSchedule } from './exits.js';
-import { crossKeyValueFlops, encoderLayerFlops, imageEmbeddingFlops } from './flops.js';
+import type { EncoderStream, ExitRunner } from './exitRunner.js';
+import { crossKeyValueFlops, encoderLayerFlops } from './flops.js';
 import { beamSearch, greedySearch, type SearchOptions } from './generate.js';
-import { LayerRunner } from './layerRunner.js';
+import { type FamilyIo, loadFamily, type RuntimeConfig } from './modelFamily.js';
 import { EXITS_FILE, type LoadOptions } from './modelSource.js';
 import { openModelSource, readExitsJson } from './platform.js';
 import { answerAtPrompt } from './promptAnswer.js';
@@ -22,6 +22,7 @@ export const ENTAILMENT_ANSWERS = ENTAILMENT_LABELS;
 export type EntailmentAnswer = (typeof ENTAILMENT_ANSWERS)[number];
 
 export { EXITS_FILE, type LoadOptions, type LoadProgress } from './modelSource.js';
+export type { ModelFamily, RuntimeConfig } from './modelFamily.js';
 /** Widest beam search: memory grows with beams × vocabulary × length, and wider beams stop helping long before this. */
 export const MAX_BEAM_SIZE = 64;
 
@@ -95,12 +96,19 @@ const FULL_DEPTH: ExitThresholds = { imageThreshold: 1, textThreshold: 1, jointT
 export class MuEModel {
   private constructor(
     readonly task: Task,
-    readonly config: ModelConfig,
+    /** Either family's sizes and modes (`family`: 'mue' for mue's own models, 'ofa' for converted OFA / MuE checkpoints). */
+    readonly config: RuntimeConfig,
     readonly tokenizer: TextTokenizer,
     /** Thresholds used when a call gives none: exits.json if present, else 1 (full depth). */
     readonly defaultThresholds: ExitThresholds,
-    private readonly runner: LayerRunner,
+    private readonly runner: ExitRunner,
+    private readonly io: FamilyIo,
   ) {}
+
+  /** How images must be resized for this model (loadImage(bytes, model.imageResize, …)): mue's centre crop or OFA's bicubic stretch. */
+  get imageResize(): ImageResize {
+    return this.io.imageResize;
+  }
 
   /** A model directory (Node) or a model folder's URL (browser bundle); exits.json is optional (absent: full depth). */
   static async load(source: string, options: LoadOptions = {}): Promise<MuEModel> {
@@ -116,8 +124,8 @@ export class MuEModel {
   }
 
   private static async fromParsed(model: ParsedModel, thresholds: ExitThresholds, options: LoadOptions): Promise<MuEModel> {
-    const runner = await LayerRunner.create(model.config, model.weights, { threads: options.threads, backend: options.backend, fullStack: options.fullStack });
-    return new MuEModel(model.task, model.config, model.tokenizer, thresholds, runner);
+    const family = await loadFamily(model, options);
+    return new MuEModel(model.task, family.config, model.tokenizer, thresholds, family.runner, family.io);
   }
 
   async entail(input: EntailInput, options: InferenceOptions = {}): Promise<EntailResult> {
@@ -128,9 +136,34 @@ export class MuEModel {
     return (await this.captionBatch([input], options))[0]!;
   }
 
+  /** Image tokens per image (the image stream's length). */
+  get imageTokens(): number {
+    return this.runner.imageTokens;
+  }
+
+  /** The encoder text of this model's caption task. */
+  get captionPrompt(): string {
+    return this.io.captionPrompt;
+  }
+
+  /** The encoder ids the model reads for a text; throws (naming the limit) when it is empty or too long. */
+  encoderIds(text: string): number[] {
+    return this.io.encoderIds(text);
+  }
+
+  /** Throws the error a call would give when this VE question does not fit the model (text or decoder prompt too long). */
+  checkQuestion(input: Pick<EntailInput, 'hypothesis' | 'premise'>): void {
+    checkHypothesisHasWord(input.hypothesis);
+    const text = this.entailmentText(input);
+    this.io.encoderIds(text);
+    if (this.config.veFormulation !== 'prompt') return;
+    const prompt = this.io.promptIds(text);
+    if (prompt.length > this.config.maxTargetLength) throw new Error(`text has ${prompt.length - 1} tokens; with <bos> the decoder prompt takes ${prompt.length} positions but the model has ${this.config.maxTargetLength}`);
+  }
+
   /** The encoder text this model reads for a VE question (its config's veFormulation). */
   entailmentText(input: Pick<EntailInput, 'hypothesis' | 'premise'>): string {
-    return entailmentText(this.config.veFormulation, input.hypothesis, input.premise);
+    return this.io.entailmentText(input.hypothesis, input.premise);
   }
 
   /**
@@ -139,7 +172,7 @@ export class MuEModel {
    */
   async entailBatch(inputs: EntailInput[], options: InferenceOptions = {}): Promise<EntailResult[]> {
     const answerIds = entailmentAnswerIds(this.tokenizer, this.config.veFormulation); // in ENTAILMENT_ANSWERS order
-    for (const input of inputs) encodeEntailment(this.tokenizer, this.config.veFormulation, input.hypothesis, input.premise, this.config.maxTextLength);
+    for (const input of inputs) this.checkQuestion(input);
     const questions = inputs.map((input) => ({ image: input.image, text: this.entailmentText(input) }));
     // One constrained token, no end token: a one-step search with a constant decoder threshold.
     const search = { beamSize: 1, lengthPenalty: 1, noRepeatNgramSize: 0, minLength: 0, maxLength: 1, forcedEnd: false };
@@ -159,8 +192,8 @@ export class MuEModel {
       noRepeatNgramSize: options.noRepeatNgramSize ?? CAPTION_DECODING.noRepeatNgramSize, minLength: options.minLength ?? CAPTION_DECODING.minLength,
       maxLength, forcedEnd: true,
     };
-    const runs = await this.run(inputs.map((input) => ({ image: input.image, text: CAPTION_PROMPT })), { ...options, decoderSchedule: options.decoderSchedule ?? CAPTION_DECODING.decoderSchedule }, undefined, search);
-    return runs.map(({ sequence, telemetry }) => ({ caption: this.tokenizer.decode(sequence.tokens), telemetry }));
+    const runs = await this.run(inputs.map((input) => ({ image: input.image, text: this.io.captionPrompt })), { ...options, decoderSchedule: options.decoderSchedule ?? CAPTION_DECODING.decoderSchedule }, undefined, search);
+    return runs.map(({ sequence, telemetry }) => ({ caption: this.io.decodeCaption(sequence.tokens), telemetry }));
   }
 
   async dispose(): Promise<void> {
@@ -198,9 +231,9 @@ export class MuEModel {
     const { config, runner } = this;
     const record = options.recordSimilarities ?? false;
     const batch = inputs.length;
-    const patches = imagePatchCount(config);
-    const textIds = inputs.map((input) => encodeText(this.tokenizer, input.text, config.maxTextLength));
-    const prompts = answersAtPrompt ? textIds.map((ids) => [this.tokenizer.bosId, ...ids]) : undefined;
+    const patches = runner.imageTokens;
+    const textIds = inputs.map((input) => this.io.encoderIds(input.text));
+    const prompts = answersAtPrompt ? inputs.map((input) => this.io.promptIds(input.text)) : undefined;
     const longPrompt = prompts?.find((ids) => ids.length > config.maxTargetLength);
     if (longPrompt) throw new Error(`text has ${longPrompt.length - 1} tokens; with <bos> the decoder prompt takes ${longPrompt.length} positions but the model has ${config.maxTargetLength}`);
     const pixels = new Float32Array(batch * config.imageSize * config.imageSize * 3);
@@ -218,26 +251,26 @@ export class MuEModel {
     for (let row = 0; row < batch; row++) memoryMask.fill(1, row * memoryLength, row * memoryLength + patches + textLengths[row]!);
     let streams: { image?: StreamResult; text?: StreamResult; joint?: StreamResult };
     let lastLayerStates: Float32Array; // (B, M, D)
-    const fullStream = async (embedded: Float32Array, mask: Float32Array, length: number): Promise<StreamResult> => ({
-      finalStates: await runner.fullEncoder(embedded, mask, batch, length), layersUsed: new Array<number>(batch).fill(config.encoderLayers),
-      similarities: [], flops: new Array<number>(batch).fill(config.encoderLayers * encoderLayerFlops(config, length)),
+    const fullStream = async (stream: EncoderStream, embedded: Float32Array, mask: Float32Array, length: number): Promise<StreamResult> => ({
+      finalStates: await runner.fullEncoder(embedded, mask, batch, length, stream), layersUsed: new Array<number>(batch).fill(config.encoderLayers),
+      similarities: [], flops: new Array<number>(batch).fill(config.encoderLayers * encoderLayerFlops(runner.config, length)),
     });
     if (fused && config.encoderMode === 'decomposed') {
-      streams = { image: await fullStream(imageEmbedded, new Float32Array(batch * patches).fill(1), patches), text: await fullStream(textEmbedded, textMask, textLength) };
+      streams = { image: await fullStream('image', imageEmbedded, new Float32Array(batch * patches).fill(1), patches), text: await fullStream('text', textEmbedded, textMask, textLength) };
       lastLayerStates = concatSequences([streams.image!.finalStates, streams.text!.finalStates], [patches, textLength], config.dim, batch);
     } else if (fused) {
-      streams = { joint: await fullStream(concatSequences([imageEmbedded, textEmbedded], [patches, textLength], config.dim, batch), memoryMask, memoryLength) };
+      streams = { joint: await fullStream('joint', concatSequences([imageEmbedded, textEmbedded], [patches, textLength], config.dim, batch), memoryMask, memoryLength) };
       lastLayerStates = streams.joint!.finalStates;
     } else if (config.encoderMode === 'decomposed') {
-      const image = await runEncoderStream(runner, imageEmbedded, new Float32Array(batch * patches).fill(1), new Array(batch).fill(patches),
+      const image = await runEncoderStream(runner, 'image', imageEmbedded, new Float32Array(batch * patches).fill(1), new Array(batch).fill(patches),
         options.encoderPolicy ?? similarityExit(thresholds.imageThreshold), record);
-      const text = await runEncoderStream(runner, textEmbedded, textMask, textLengths, options.encoderPolicy ?? similarityExit(thresholds.textThreshold), record);
+      const text = await runEncoderStream(runner, 'text', textEmbedded, textMask, textLengths, options.encoderPolicy ?? similarityExit(thresholds.textThreshold), record);
       streams = { image, text };
       lastLayerStates = concatSequences([image.finalStates, text.finalStates], [patches, textLength], config.dim, batch);
     } else {
       // Joint: one sequence [image ; text] whose real tokens must come first, so padding goes last.
       const jointEmbedded = concatSequences([imageEmbedded, textEmbedded], [patches, textLength], config.dim, batch);
-      const joint = await runEncoderStream(runner, jointEmbedded, memoryMask, textLengths.map((n) => patches + n),
+      const joint = await runEncoderStream(runner, 'joint', jointEmbedded, memoryMask, textLengths.map((n) => patches + n),
         options.encoderPolicy ?? similarityExit(thresholds.jointThreshold), record);
       streams = { joint };
       lastLayerStates = joint.finalStates;
@@ -246,7 +279,7 @@ export class MuEModel {
 
     // Decoder with per-token exits.
     const flops = Array.from({ length: batch }, (_, s) =>
-      imageEmbeddingFlops(config) + (streams.image?.flops[s] ?? 0) + (streams.text?.flops[s] ?? 0) + (streams.joint?.flops[s] ?? 0));
+      runner.imageEmbeddingFlops() + (streams.image?.flops[s] ?? 0) + (streams.text?.flops[s] ?? 0) + (streams.joint?.flops[s] ?? 0));
     const context: DecoderContext = {
       runner, memory, memoryMask, memoryLength, samples: batch,
       policy: options.decoderPolicy ?? similarityExit(thresholds.decoderThreshold, options.decoderSchedule),
@@ -283,8 +316,8 @@ export class MuEModel {
    * layer's cross K/V. The decoding steps' full-depth cost is counted as they run (DecoderContext).
    */
   private fullDepthEncoderFlops(streamLengths: number[], memoryLength: number): number {
-    const c = this.config;
-    let total = imageEmbeddingFlops(c);
+    const c = this.runner.config;
+    let total = this.runner.imageEmbeddingFlops();
     for (const length of streamLengths) total += c.encoderLayers * encoderLayerFlops(c, length);
     return total + c.decoderLayers * crossKeyValueFlops(c, memoryLength);
   }

@@ -4,9 +4,12 @@
 // (every row and position of the batch), exceeds the stream's threshold; the decoder, run over
 // the whole prompt at once, stops likewise. This is the path of VE scoring and of the reference
 // fixtures; incremental generation calls the same pieces step by step (decoderLayer with a cache).
+// The attention biases come from OfaExitRunner, the one place that builds them for every caller.
+import type { EncoderStream } from './exitRunner.js';
 import { cosineSimilarity } from './exits.js';
-import type { Bias, OfaRunner } from './ofaRunner.js';
-import { imagePositionIds, jointBuckets, range, textBuckets } from './ofaPositions.js';
+import type { OfaExitRunner } from './ofaExitRunner.js';
+import type { Bias } from './ofaRunner.js';
+import { range } from './ofaPositions.js';
 import { concatSequences } from './rows.js';
 
 export interface OfaForwardInputs {
@@ -53,9 +56,10 @@ export interface OfaEncoded {
 
 /** The encoder (split: text stream, then image stream, each with its exit; joint: one stream, full depth). */
 export async function ofaEncode(
-  runner: OfaRunner, inputs: Pick<OfaForwardInputs, 'pixels' | 'textIds'>, thresholds: Pick<OfaThresholds, 'image' | 'text'> = NO_EXIT,
+  exitRunner: OfaExitRunner, inputs: Pick<OfaForwardInputs, 'pixels' | 'textIds'>, thresholds: Pick<OfaThresholds, 'image' | 'text'> = NO_EXIT,
   record: StageRecorder = () => {},
 ): Promise<OfaEncoded> {
+  const runner = exitRunner.ofa;
   const { config } = runner;
   const batch = inputs.textIds.length;
   const textLength = inputs.textIds[0]!.length;
@@ -64,11 +68,10 @@ export async function ofaEncode(
   const image = await runner.embedImage(inputs.pixels, batch);
   record('resnet_out', image.features);
   const text = await runner.embedText(inputs.textIds);
-  const pids = imagePositionIds(config);
-  const patchCount = pids.length;
+  const patchCount = exitRunner.imageTokens;
   const memoryLength = patchCount + textLength;
-  const positions = await runner.encoderPositionBias(pids, textLength);
-  record('enc.position_embeddings', positions.positionEmbeddings);
+  const positionEmbeddings = await exitRunner.encoderPositionEmbeddings(textLength);
+  record('enc.position_embeddings', positionEmbeddings);
   const textMask = Float32Array.from(inputs.textIds.flat(), (id) => (id === config.padId ? 0 : 1)); // (B, Ts)
   const imageMask = new Float32Array(batch * patchCount).fill(1); // (B, N): patch_masks all true
   const memoryMask = concatSequences([imageMask, textMask], [patchCount, textLength], 1, batch); // (B, M)
@@ -80,53 +83,47 @@ export async function ofaEncode(
     record('enc.image.embed', image.states);
     record('enc.text.embed', text);
     // Text loop first (U:1904-1919), then the image loop with the absolute bias only (U:1921-1943).
-    const textStream = await runStream(runner, 'text', text, textMask, textLength, batch, thresholds.text, record,
-      (index) => runner.relativeBias('encoder', index, { data: positions.text!, batch: 1 }, textBuckets(config, range(textLength), range(textLength), config.maxSourcePositions), textLength, textLength),
-      'call0');
-    const imageStream = await runStream(runner, 'image', image.states, imageMask, patchCount, batch, thresholds.image, record,
-      async () => ({ data: positions.image!, batch: 1 }), 'call1');
+    const textStream = await runStream(exitRunner, 'text', text, textMask, textLength, batch, thresholds.text, record, 'call0');
+    const imageStream = await runStream(exitRunner, 'image', image.states, imageMask, patchCount, batch, thresholds.image, record, 'call1');
     exitLayers.text = textStream.layers;
     exitLayers.image = imageStream.layers;
     memoryStates = concatSequences([imageStream.states, textStream.states], [patchCount, textLength], dim, batch); // (B, M, D)
   } else {
     const joint = concatSequences([image.states, text], [patchCount, textLength], dim, batch); // (B, M, D)
     record('enc.embed', joint);
-    const buckets = jointBuckets(config, textLength);
-    const stream = await runStream(runner, null, joint, memoryMask, memoryLength, batch, 1, record,
-      (index) => runner.relativeBias('encoder', index, { data: positions.joint!, batch: 1 }, buckets, memoryLength, memoryLength), 'call0');
+    const stream = await runStream(exitRunner, 'joint', joint, memoryMask, memoryLength, batch, 1, record, 'call0');
     memoryStates = stream.states;
   }
   const memory = await runner.encoderFinalNorm(memoryStates, batch, memoryLength);
   record('enc.out', memory);
-  return { memory, memoryMask, memoryLength, positionEmbeddings: positions.positionEmbeddings, exitLayers };
+  return { memory, memoryMask, memoryLength, positionEmbeddings, exitLayers };
 }
 
 export async function ofaForward(
-  runner: OfaRunner, inputs: OfaForwardInputs, thresholds: OfaThresholds = NO_EXIT,
+  exitRunner: OfaExitRunner, inputs: OfaForwardInputs, thresholds: OfaThresholds = NO_EXIT,
   options: { record?: StageRecorder; perLayerLogits?: boolean } = {},
 ): Promise<OfaForwardResult> {
+  const runner = exitRunner.ofa;
   const { config } = runner;
   const record = options.record ?? (() => {});
   const batch = inputs.textIds.length;
   const decoderLength = inputs.decoderIds[0]!.length;
-  const { memory, memoryMask, memoryLength, positionEmbeddings, exitLayers: encoderExits } = await ofaEncode(runner, inputs, thresholds, record);
+  const { memory, memoryMask, memoryLength, exitLayers: encoderExits } = await ofaEncode(exitRunner, inputs, thresholds, record);
   const exitLayers = { ...encoderExits, decoder: config.decoderLayers };
 
   // Decoder, teacher-forced over the whole sequence: no cache (t = 0), causal mask inside the layer.
   let states = await runner.embedDecoder(inputs.decoderIds);
   record('dec.embed', states);
   const decoderPositions = range(decoderLength);
-  const biases = await runner.decoderPositionBias(decoderPositions, decoderPositions, positionEmbeddings, memoryLength);
-  const selfBuckets = textBuckets(config, decoderPositions, decoderPositions, config.maxTargetPositions);
   const selfKeyMask = Float32Array.from(inputs.decoderIds.flat(), (id) => (id === config.padId ? 0 : 1)); // (B, Tt)
   const empty = new Float32Array(0);
   for (let index = 0; index < config.decoderLayers; index++) {
-    const selfBias = await runner.relativeBias('decoder', index, biases.self, selfBuckets, decoderLength, decoderLength);
+    const { self: selfBias, cross: crossBias } = await exitRunner.decoderBias(index, decoderPositions, decoderPositions, memoryLength);
     record(`attn_bias.dec${index}.self.call0`, selfBias.data);
-    record(`attn_bias.dec${index}.cross.call0`, biases.cross.data);
+    record(`attn_bias.dec${index}.cross.call0`, crossBias.data);
     const cross = await runner.crossKeyValues(index, memory, batch, memoryLength);
     const { hidden } = await runner.decoderLayer(index, states, decoderLength, { key: empty, value: empty }, 0, selfKeyMask, selfBias,
-      cross, memoryMask, biases.cross, batch, memoryLength);
+      cross, memoryMask, crossBias, batch, memoryLength);
     record(`dec.layer${index}`, hidden);
     if (options.perLayerLogits) record(`dec.logits.layer${index}`, await runner.head(hidden, batch, decoderLength));
     const stop = exits(hidden, states, thresholds.decoder);
@@ -141,17 +138,18 @@ export async function ofaForward(
   return { logits, memory, exitLayers };
 }
 
-/** One encoder stream through the layers with its exit; `bias(l)` gives layer l's full bias. */
+/** One encoder stream through the layers with its exit. */
 async function runStream(
-  runner: OfaRunner, stream: 'image' | 'text' | null, embedded: Float32Array, keyMask: Float32Array, length: number, batch: number,
-  threshold: number, record: StageRecorder, bias: (index: number) => Promise<Bias>, call: string,
+  exitRunner: OfaExitRunner, stream: EncoderStream, embedded: Float32Array, keyMask: Float32Array, length: number, batch: number,
+  threshold: number, record: StageRecorder, call: string,
 ): Promise<{ states: Float32Array; layers: number }> {
+  const runner = exitRunner.ofa;
   let states = embedded;
   for (let index = 0; index < runner.config.encoderLayers; index++) {
-    const layerBias = await bias(index);
+    const layerBias: Bias = await exitRunner.encoderBias(stream, length, index);
     record(`attn_bias.enc${index}.${call}`, layerBias.data);
     const output = await runner.encoderLayer(index, states, keyMask, layerBias, batch, length);
-    record(stream ? `enc.${stream}.layer${index}` : `enc.layer${index}`, output);
+    record(stream === 'joint' ? `enc.layer${index}` : `enc.${stream}.layer${index}`, output);
     const stop = exits(output, states, threshold);
     states = output;
     if (stop) return { states, layers: index + 1 };

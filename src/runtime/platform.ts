@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { readFileBounded } from '../data/boundedRead.js';
-import { loadCheckpoint } from '../model/checkpoint.js';
+import { loadModelDirectory } from '../model/checkpoint.js';
 import type { ParsedModel } from '../model/modelFiles.js';
 import { EXITS_FILE, type LoadOptions } from './modelSource.js';
 import { nodeBackend } from './nodeBackend.js';
@@ -16,7 +16,7 @@ export async function defaultBackend(): Promise<OrtBackend> {
 
 /** A model directory -> its validated checkpoint and exits.json (parsed JSON, undefined if absent). */
 export async function openModelSource(directory: string, options: LoadOptions): Promise<{ model: ParsedModel; exits: unknown }> {
-  const model = loadCheckpoint(directory);
+  const model = loadModelDirectory(directory);
   for (const file of ['config.json', 'model.safetensors', 'tokenizer.json']) {
     options.progress_callback?.({ status: 'done', name: directory, file });
   }

@@ -8,7 +8,7 @@ import type { DecoderContext, Sequence } from './decoderExits.js';
 import { crossFor, logSoftmaxOver, newSequence } from './decoderExits.js';
 import { cosineSimilarity, type PolicyMemory } from './exits.js';
 import { decoderPromptFlops, headFlops, similarityFlops } from './flops.js';
-import type { KeyValue } from './layerRunner.js';
+import type { KeyValue } from './exitRunner.js';
 import { gatherRows } from './rows.js';
 
 /**

@@ -69,7 +69,7 @@ export async function buildServer(model: MuEModel, limits: ServeLimits = DEFAULT
     batcherLimits,
     (size) => metrics.batchSize.observe(size),
   );
-  const facts = { tokenizer: model.tokenizer, imageSize: config.imageSize, maxTextLength: config.maxTextLength, veFormulation: config.veFormulation, defaultThresholds: model.defaultThresholds };
+  const facts = { checkHypothesis: (hypothesis: string) => model.checkQuestion({ hypothesis }), imageResize: model.imageResize, defaultThresholds: model.defaultThresholds };
   const page = Object.fromEntries(Object.values(PAGE_FILES).map((file) => [file, readFileSync(new URL(`./page/${file}`, import.meta.url), 'utf8')]));
 
   const app = Fastify({ bodyLimit: maxBodyBytes, logger: false, ...protocolOptions({ headersTimeoutMs, bodyTimeoutMs, idleTimeoutMs }) });

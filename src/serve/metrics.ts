@@ -1,6 +1,5 @@
 // Prometheus metrics for the server: latency, batching, queue depth, where requests exited, FLOPs saved.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { ModelConfig } from '../model/config.js';
 import type { Telemetry } from '../runtime/mueModel.js';
 
 /** 1..n, so every exit layer is its own bucket. */
@@ -17,7 +16,7 @@ export class ServerMetrics {
   private readonly flopsExecuted: Counter;
   private readonly flopsFullDepth: Counter;
 
-  constructor(config: ModelConfig, queueDepth: () => number, batchSizes: number[]) {
+  constructor(config: { encoderLayers: number; decoderLayers: number }, queueDepth: () => number, batchSizes: number[]) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
     this.requestDuration = new Histogram({

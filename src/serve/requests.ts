@@ -1,9 +1,8 @@
 // Turns an HTTP body (JSON with a base64 image, or a multipart form) into a validated inference
 // request; every problem becomes an HttpError with a message that says what to fix.
 import type { Multipart } from '@fastify/multipart';
-import { encodeEntailment, type VeFormulation } from '../data/entailmentPrompt.js';
 import { loadImage, type ImageLimits } from '../data/image.js';
-import { encodeText, type RgbPixels } from '../data/preprocess.js';
+import type { ImageTarget, RgbPixels } from '../data/preprocess.js';
 import { checkThreshold } from '../runtime/exits.js';
 import type { ExitThresholds } from '../runtime/mueModel.js';
 
@@ -29,11 +28,10 @@ export interface InferenceRequest {
 }
 
 export interface ModelFacts {
-  tokenizer: Parameters<typeof encodeText>[0];
-  imageSize: number;
-  maxTextLength: number;
-  /** The hypothesis is checked inside the question the model reads (its VE formulation); absent = the bare hypothesis. */
-  veFormulation?: VeFormulation;
+  /** Throws when the model cannot take this hypothesis (checked inside the question the model reads: MuEModel.checkQuestion). */
+  checkHypothesis(hypothesis: string): void;
+  /** How uploaded images are resized (MuEModel.imageResize). */
+  imageResize: ImageTarget;
   defaultThresholds: ExitThresholds;
 }
 
@@ -101,19 +99,19 @@ export async function validateRequest(raw: RawRequest, task: ServeTask, model: M
     hypothesis = raw.fields.get('hypothesis') as string | undefined;
     if (hypothesis === undefined) throw new HttpError(400, 'hypothesis is missing');
     if (typeof hypothesis !== 'string') throw new HttpError(400, 'hypothesis must be a string');
-    checked(() => encodeEntailment(model.tokenizer, model.veFormulation ?? 'bos', hypothesis!, undefined, model.maxTextLength), 'hypothesis: ');
+    checked(() => model.checkHypothesis(hypothesis!), 'hypothesis: ');
   }
   // The image last: decoding is the expensive check.
   if (raw.image === undefined) throw new HttpError(400, 'image is missing');
-  const request: InferenceRequest = { image: await decodeImage(raw.image, model.imageSize, imageLimits), thresholds };
+  const request: InferenceRequest = { image: await decodeImage(raw.image, model.imageResize, imageLimits), thresholds };
   if (hypothesis !== undefined) request.hypothesis = hypothesis;
   return request;
 }
 
 /** JPEG, PNG or WebP bytes -> RGB at the model's input size (src/data/image.ts checks the pixel limit before decoding). */
-async function decodeImage(bytes: Buffer, imageSize: number, limits: ImageLimits): Promise<RgbPixels> {
+async function decodeImage(bytes: Buffer, target: ImageTarget, limits: ImageLimits): Promise<RgbPixels> {
   try {
-    return await loadImage(bytes, imageSize, 'image', limits);
+    return await loadImage(bytes, target, 'image', limits);
   } catch (error) {
     throw new HttpError(400, (error as Error).message);
   }

@@ -19,8 +19,9 @@ export function registerPredictCommand(program: Command): void {
     .command('predict')
     .description('answer a hypothesis about an image (ve) or caption it, exiting early; --json adds telemetry')
     .requiredOption('--model <dir>', 'model directory (checkpoint)')
-    .requiredOption('--image <file>', `JPEG, PNG or WebP image (any size: shorter side scaled to the model's, centre-cropped; at most ${DEFAULT_IMAGE_LIMITS.maxBytes / 2 ** 20} MB; a FIFO or pipe silent for ${DEFAULT_READ_TIMEOUT_MS / 1000} s is an error)`)
+    .requiredOption('--image <file>', `JPEG, PNG or WebP image (any size: mue models scale the shorter side to the model's and crop the centre, OFA models stretch it to the model's square, bicubic; at most ${DEFAULT_IMAGE_LIMITS.maxBytes / 2 ** 20} MB; a FIFO or pipe silent for ${DEFAULT_READ_TIMEOUT_MS / 1000} s is an error)`)
     .option('--text <hypothesis>', 'hypothesis (ve models)')
+    .option('--premise <text>', 'premise, a caption of the image (ve models of the prompt formulation, as SNLI-VE gives one: "can image and text1 … imply text2 …?")')
     .option('--task <task>', 've | caption (default: the model\'s task)', parseChoice('--task', ['ve', 'caption'] as const))
     .addOption(numberOption('--image-threshold <x>', 'image-stream exit threshold (default: exits.json, else 1 = full depth)', THRESHOLD_RANGE))
     .addOption(numberOption('--text-threshold <x>', 'text-stream exit threshold', THRESHOLD_RANGE))
@@ -39,7 +40,7 @@ export function registerPredictCommand(program: Command): void {
       const imageBytes = readImageFile(raw.image as string); // before the model: a bad file fails fast
       const model = await MuEModel.load(raw.model as string, { threads: raw.threads as number | undefined });
       try {
-        const image = await loadImage(imageBytes, model.config.imageSize, raw.image as string);
+        const image = await loadImage(imageBytes, model.imageResize, raw.image as string);
         const task = (raw.task as string | undefined) ?? model.task;
         if (task !== model.task) throw new Error(`${raw.model as string} is a ${model.task} model; it cannot do --task ${task}`);
         const options: InferenceOptions = {
@@ -54,7 +55,7 @@ export function registerPredictCommand(program: Command): void {
         let telemetry: Telemetry;
         if (task === 've') {
           if (typeof raw.text !== 'string') throw new Error('--text "<hypothesis>" is required for visual entailment');
-          ({ answer, telemetry } = await model.entail({ image, hypothesis: raw.text }, options));
+          ({ answer, telemetry } = await model.entail({ image, hypothesis: raw.text, premise: raw.premise as string | undefined }, options));
         } else {
           ({ caption: answer, telemetry } = await model.caption({ image }, options));
         }
