@@ -4,7 +4,8 @@
 // Also measures how far the browser's image resizing is from sharp's on real photos.
 // Needs a Chromium (test/browser.ts: skipped with a notice when there is none, a failure under CI=true).
 import assert from 'node:assert/strict';
-import { readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -12,6 +13,7 @@ import type { Page } from 'playwright-core';
 import { captionExample, veExample } from '../src/data/sceneworld.js';
 import { loadImage } from '../src/data/image.js';
 import { encodePng } from '../src/data/png.js';
+import { convertOfaCheckpoint } from '../src/model/ofaConvert.js';
 import { MuEModel, type InferenceOptions, type Telemetry } from '../src/runtime/mueModel.js';
 import { registerBrowserPage } from '../src/serve/browserPage.js';
 import { launchChromium, type ChromiumSession } from '../scripts/chromium.js';
@@ -20,7 +22,9 @@ import { buildBrowser } from '../scripts/build-browser.mjs';
 import { browserTestOptions } from './browser.js';
 
 const root = join(import.meta.dirname, '..');
-const MODELS = { 've-small': join(root, 'models', 've-small'), 'caption-small': join(root, 'models', 'caption-small') };
+const workDir = mkdtempSync(join(tmpdir(), 'mue-browser-runtime-'));
+// A converted OFA / MuE checkpoint (the official code's tiny fixture), which the browser refuses for now.
+const MODELS = { 've-small': join(root, 'models', 've-small'), 'caption-small': join(root, 'models', 'caption-small'), 'ofa-ve': join(workDir, 'ofa-ve') };
 const FULL_DEPTH: InferenceOptions = { imageThreshold: 1, textThreshold: 1, jointThreshold: 1, decoderThreshold: 1 };
 const VE_EXAMPLES = 8;
 const CAPTION_EXAMPLES = 4;
@@ -35,6 +39,8 @@ const pageErrors: string[] = [];
 
 before(async () => {
   if (options.skip) return;
+  const ofaFixture = join(root, 'test', 'fixtures', 'ofa');
+  convertOfaCheckpoint({ checkpoint: join(ofaFixture, 'tiny-mue', 'checkpoint.pt.gz'), bpeDir: join(ofaFixture, 'vocab'), out: MODELS['ofa-ve'], task: 've' });
   await buildBrowser({ quiet: true });
   app = Fastify({ logger: false });
   registerBrowserPage(app, Object.entries(MODELS).map(([name, directory]) => ({ name, directory })));
@@ -54,6 +60,7 @@ before(async () => {
 after(async () => {
   await session?.close();
   await app?.close();
+  rmSync(workDir, { recursive: true, force: true });
 });
 
 /** What must be equal between Node and the browser. */
@@ -147,6 +154,14 @@ test('page images (File) are resized like the Node path: a few levels apart on r
     assert.ok(meanAbs < 6, `${path}: mean difference ${meanAbs} levels`);
   }
   assert.deepEqual(foreignRequests, []);
+});
+
+test('an OFA-family model is refused in the browser with a message saying where it runs', options, async () => {
+  const message = await page.evaluate(async () => {
+    const mue = await import('/browser/mue.js');
+    return mue.MuEModel.load('models/ofa-ve/').then(() => 'loaded', (error: Error) => error.message);
+  });
+  assert.match(message, /models\/ofa-ve\/ is an OFA-family model .*runs in Node .*not yet in the browser/);
 });
 
 test('a URL without a model is refused with a message naming the missing file', options, async () => {

@@ -29,8 +29,8 @@ function showError(error?: unknown): void {
 /** The picture the model will see, at its input size. */
 async function modelImage(model: MuEModel): Promise<RgbPixels> {
   if (state.scene) return state.scene;
-  if (state.file) return readImage(state.file, model.config.imageSize);
-  return readImage(canvas, model.config.imageSize);
+  if (state.file) return readImage(state.file, model.imageResize);
+  return readImage(canvas, model.imageResize);
 }
 
 function drawPixels(image: RgbPixels): void {

@@ -1,14 +1,16 @@
 // Pictures in the page (<img>, <canvas>, ImageBitmap, File/Blob, ImageData) -> the RGB bytes the
-// model takes, with the Node path's policy (src/data/image.ts): scale the shorter side to the
-// input size, centre-crop the longer one ("cover"), drop alpha. Resampling is the browser's
+// model takes, with the Node path's policy (src/data/image.ts): for mue's models scale the shorter
+// side to the input size and centre-crop the longer one ("cover"; a plain size as the target), for
+// OFA models stretch the whole image (MuEModel.imageResize, fit "fill"); alpha dropped. Resampling is the browser's
 // (imageSmoothingQuality "high"), not sharp's lanczos3: the bytes differ slightly from Node's
 // (measured in test/browser-runtime.test.ts and stated in the README).
-import type { RgbPixels } from '../data/preprocess.js';
+import { type ImageTarget, resizeOf, type RgbPixels } from '../data/preprocess.js';
 
 export type ImageInput = HTMLImageElement | HTMLCanvasElement | OffscreenCanvas | ImageBitmap | Blob | ImageData;
 
-/** Any page image -> size×size RGB bytes. */
-export async function readImage(source: ImageInput, size: number): Promise<RgbPixels> {
+/** Any page image -> size×size RGB bytes (target: a side length, or a model's imageResize). */
+export async function readImage(source: ImageInput, target: ImageTarget): Promise<RgbPixels> {
+  const { size, fit } = resizeOf(target);
   // Workers have no HTMLImageElement: test for it before instanceof.
   const isImageElement = (value: unknown): value is HTMLImageElement => typeof HTMLImageElement !== 'undefined' && value instanceof HTMLImageElement;
   if (isImageElement(source) && !source.complete) await source.decode();
@@ -18,13 +20,18 @@ export async function readImage(source: ImageInput, size: number): Promise<RgbPi
   const width = isImageElement(drawable) ? drawable.naturalWidth : drawable.width;
   const height = isImageElement(drawable) ? drawable.naturalHeight : drawable.height;
   if (!width || !height) throw new Error('the image is empty (0×0) or not loaded');
-  const side = Math.min(width, height);
   const canvas = new OffscreenCanvas(size, size);
   const context = canvas.getContext('2d', { willReadFrequently: true })!;
   context.imageSmoothingEnabled = true;
   context.imageSmoothingQuality = 'high';
-  // Centre square of the shorter side, scaled to size×size.
-  context.drawImage(drawable, (width - side) / 2, (height - side) / 2, side, side, 0, 0, size, size);
+  if (fit === 'fill') {
+    // The whole image stretched to size×size (OFA models; the canvas's 'high' smoothing, not exactly sharp's bicubic).
+    context.drawImage(drawable, 0, 0, width, height, 0, 0, size, size);
+  } else {
+    // Centre square of the shorter side, scaled to size×size.
+    const side = Math.min(width, height);
+    context.drawImage(drawable, (width - side) / 2, (height - side) / 2, side, side, 0, 0, size, size);
+  }
   const rgba = context.getImageData(0, 0, size, size).data; // (size, size, 4)
   const pixels = new Uint8Array(size * size * 3); // (size, size, 3)
   for (let i = 0, j = 0; i < rgba.length; i += 4, j += 3) {
