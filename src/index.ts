@@ -1,22 +1,24 @@
 // The library's public API.
 export { MuEModel, ENTAILMENT_ANSWERS, EXITS_FILE, CAPTION_DECODING } from './runtime/mueModel.js';
-export type { EntailInput, EntailResult, CaptionInput, CaptionResult, InferenceOptions, ExitThresholds, Telemetry, LoadOptions, LoadProgress } from './runtime/mueModel.js';
+export type { EntailInput, EntailResult, CaptionInput, CaptionResult, InferenceOptions, ExitThresholds, Telemetry, LoadOptions, LoadProgress, ModelFamily, RuntimeConfig } from './runtime/mueModel.js';
+export type { ExitRunner, EncoderStream } from './runtime/exitRunner.js';
 export type { OrtBackend } from './runtime/ortBackend.js';
 export { similarityExit, entropyExit, marginExit, patienceExit, fixedDepthExit, fullDepth, cosineSimilarity, decayingThreshold } from './runtime/exits.js';
 export type { ExitPolicy, LayerSignal } from './runtime/exits.js';
 export { KV_STRATEGIES, EXIT_GRANULARITIES, type KvStrategy, type ExitGranularity } from './runtime/decoderExits.js';
 export { LayerRunner } from './runtime/layerRunner.js';
+export { OfaExitRunner } from './runtime/ofaExitRunner.js';
 export { exportGraphs } from './export/exportGraphs.js';
 export { train, DEFAULT_TRAIN_OPTIONS, DEFAULT_LABEL_SMOOTHING, type TrainOptions } from './train/trainer.js';
 export { TfModel } from './model/tfModel.js';
 export { presetConfig, PRESETS, type ModelConfig } from './model/config.js';
-export { loadCheckpoint, saveCheckpoint, type Checkpoint, type Task } from './model/checkpoint.js';
+export { loadCheckpoint, loadModelDirectory, saveCheckpoint, type Checkpoint, type Task } from './model/checkpoint.js';
 export { veExample, captionExample, veExamples, captionExamples, sceneWorldTokenizer, CAPTION_PROMPT } from './data/sceneworld.js';
 export type { VeExample, CaptionExample, RgbImage } from './data/sceneworld.js';
 export { WordTokenizer, type TextTokenizer } from './data/tokenizer.js';
 export { entailmentText, hypothesisQuestion, premiseQuestion, VE_FORMULATIONS, type VeFormulation } from './data/entailmentPrompt.js';
 export { HuggingFaceTokenizer, tokenizerFromJSON } from './data/hfTokenizer.js';
-export { loadImage, loadImageFile, DEFAULT_IMAGE_LIMITS, type ImageLimits } from './data/image.js';
+export { loadImage, loadImageFile, DEFAULT_IMAGE_LIMITS, ofaImageResize, type ImageLimits, type ImageResize, type ImageTarget } from './data/image.js';
 export { openDataSource, type DataSource, type TaskRecord } from './data/dataSource.js';
 export { encodePng, decodePng } from './data/png.js';
 export { scoreCaptions, type CaptionScores } from './eval/captionMetrics.js';
