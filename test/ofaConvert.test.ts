@@ -172,7 +172,8 @@ describe('convert-ofa', () => {
     for (const [copy, original] of Object.entries(JSON.parse(stored.metadata.aliases!) as Record<string, string>)) stored.tensors.set(copy, stored.tensors.get(original)!);
     assertMatchesReference(stored.tensors, 'F32');
     const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as Record<string, unknown>;
-    assert.deepEqual(Object.keys(config), ['family', 'task', 'vocabSize', 'modelArgs']);
+    assert.deepEqual(Object.keys(config), ['family', 'task', 'vocabSize', 'modelArgs', 'taskArgs']);
+    assert.deepEqual(config.taskArgs, { prompt_type: 'prev_output', add_caption: true, max_src_length: 80 }); // the fixture's cfg["task"]
     assert.deepEqual([config.family, config.task, config.vocabSize], ['ofa', 've', 10037]);
     const modelArgs = config.modelArgs as Record<string, unknown>;
     assert.deepEqual([modelArgs.arch, modelArgs.encoder_embed_dim, modelArgs.patch_image_size, modelArgs.train_mue], ['ofa_base', 64, 64, true]);

@@ -200,13 +200,33 @@ describe('MuEModel on a converted OFA checkpoint, against the teacher-forced for
     }
   });
 
-  it('decoding with exits runs every K/V strategy the family has, and refuses "propagate" with a clear error', async () => {
-    const exits = { imageThreshold: 0.5, textThreshold: 0.5, decoderThreshold: 0.5 };
+  it('decoding with skipped layers runs every K/V strategy the family has (later tokens read shorter caches), and refuses "propagate"', async () => {
+    // Odd positions leave after layer 1, so layer 2 misses them and later tokens read its gappy cache.
+    const alternate: ExitPolicy = { name: 'alternate', needsHead: false, needsSimilarity: false, start: () => ({}), shouldExit: (signal) => signal.position! % 2 === 1 };
+    const captions = new Map<string, string>();
     for (const kvStrategy of ['drop', 'copy', 'recompute'] as const) {
-      const result = await captioner.caption({ image }, { ...exits, kvStrategy });
-      assert.ok(result.telemetry.tokenLayers.every((layers) => layers >= 1 && layers <= 2));
+      const result = await captioner.caption({ image }, { decoderPolicy: alternate, kvStrategy, beamSize: 1, noRepeatNgramSize: 0, maxLength: 8 });
+      assert.deepEqual(result.telemetry.tokenLayers.slice(0, 4), [2, 1, 2, 1]);
+      captions.set(kvStrategy, result.caption);
     }
-    await assert.rejects(captioner.caption({ image }, { ...exits, kvStrategy: 'propagate' }), /ofa family .*"propagate" is not available/);
+    assert.ok(captions.get('drop')!.length > 0);
+    await assert.rejects(captioner.caption({ image }, { decoderPolicy: alternate, kvStrategy: 'propagate' }), /ofa family .*"propagate" is not available/);
+    await assert.rejects(forwardRunner.decoderBias(0, [3], [0, 2, 3], 20), /contiguous ranges/);
+  });
+});
+
+describe('task settings and premises', () => {
+  it('reads the task settings convert-ofa stored, and refuses a VE checkpoint of another prompt set-up', async () => {
+    assert.equal(ve.config.expectsPremise, true); // the fixture was made with --add-caption, as the MuE VE script
+    const text = ve.entailmentText({ hypothesis: 'Two dogs', premise: 'Dogs on grass' });
+    assert.equal(text, ' can image and text1 " dogs on grass " imply text2 " two dogs "?');
+    const other = join(workDir, 'ofa-ve-none');
+    convertOfaCheckpoint({ checkpoint: join(fixtures, 'tiny-mue', 'checkpoint.pt.gz'), bpeDir: join(fixtures, 'vocab'), out: other, task: 've' });
+    const configPath = join(other, 'config.json');
+    const config = JSON.parse(readFileSync(configPath, 'utf8')) as { taskArgs: Record<string, unknown> };
+    config.taskArgs.prompt_type = 'none';
+    writeFileSync(configPath, JSON.stringify(config));
+    await assert.rejects(MuEModel.load(other), /prompt_type "none"; mue runs the MuE set-up, prompt_type "prev_output", only/);
   });
 });
 
@@ -237,9 +257,15 @@ describe('a converted OFA directory through the CLI and the server', () => {
   it('mue serve answers /v1/entail', async () => {
     const { app } = await buildServer(ve, DEFAULT_LIMITS);
     try {
-      const response = await app.inject({ method: 'POST', url: '/v1/entail', payload: { image: encodePng(testImage(90)).toString('base64'), hypothesis: HYPOTHESIS } });
-      assert.equal(response.statusCode, 200, response.body);
-      assert.match(JSON.parse(response.body).answer, /^(yes|no|maybe)$/);
+      const image = encodePng(testImage(90)).toString('base64');
+      for (const payload of [{ image, hypothesis: HYPOTHESIS }, { image, hypothesis: HYPOTHESIS, premise: 'A person with an instrument' }]) {
+        const response = await app.inject({ method: 'POST', url: '/v1/entail', payload });
+        assert.equal(response.statusCode, 200, response.body);
+        assert.match(JSON.parse(response.body).answer, /^(yes|no|maybe)$/);
+      }
+      const bad = await app.inject({ method: 'POST', url: '/v1/entail', payload: { image, hypothesis: HYPOTHESIS, premise: 7 } });
+      assert.equal(bad.statusCode, 400);
+      assert.match(JSON.parse(bad.body).error, /premise must be a string/);
     } finally {
       await app.close();
     }

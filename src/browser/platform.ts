@@ -3,6 +3,7 @@
 import { FILES, parseJsonObject, parseModelFiles, type ParsedModel } from '../model/modelFiles.js';
 import { EXITS_FILE, type LoadOptions } from '../runtime/modelSource.js';
 import type { OrtBackend } from '../runtime/ortBackend.js';
+import { ofaNotInBrowser } from '../runtime/ofaRunner.js';
 import { webBackend } from './webBackend.js';
 
 export async function defaultBackend(): Promise<OrtBackend> {
@@ -21,9 +22,8 @@ export async function openModelSource(url: string, options: LoadOptions): Promis
   ]);
   const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
   const rawConfig = parseJsonObject(text(config!), FILES.config);
-  // Seen in Chromium: onnxruntime-web failed the first decoder run of a converted OFA model now and
-  // then ("output name cannot be empty"); until that is understood the family runs in Node only.
-  if (rawConfig.family === 'ofa') throw new Error(`${url} is an OFA-family model (mue convert-ofa): it runs in Node (MuEModel.load of its directory, mue predict/serve), not yet in the browser`);
+  // Refused before the weights are parsed (OfaRunner refuses the web backend too, for MuEModel.fromFiles).
+  if (rawConfig.family === 'ofa') throw ofaNotInBrowser(url);
   const model = parseModelFiles({
     config: rawConfig,
     tokenizer: parseJsonObject(text(tokenizer!), FILES.tokenizer),

@@ -5,9 +5,10 @@
 //
 // Resize policy of mue's own models (a plain number as the target): scale so the SHORTER side
 // equals the input size (bicubic-family "lanczos3", sharp's default), then centre-crop the longer
-// side ("cover"). Aspect ratio is kept; the margins of the longer side are lost. OFA models
-// (OFA_IMAGE_RESIZE) stretch both sides to the input size with a bicubic filter, as OFA's
-// Resize((S, S), BICUBIC) does. Images smaller than the input size are scaled up.
+// side ("cover"), EXIF orientation applied. Aspect ratio is kept; the margins of the longer side are
+// lost. OFA models (ofaImageResize, fit "fill") stretch both sides to the input size with a bicubic
+// filter, as OFA's Resize((S, S), BICUBIC) does, and like PIL ignore EXIF orientation. Images
+// smaller than the input size are scaled up.
 import { readFileBounded } from './boundedRead.js';
 import sharp from 'sharp';
 import { type ImageTarget, resizeOf, type RgbPixels } from './preprocess.js';
@@ -28,9 +29,10 @@ const FORMATS = new Set(['jpeg', 'png', 'webp']);
 
 
 /**
- * Decodes a JPEG, PNG or WebP image and returns `size`×`size` RGB bytes: alpha is dropped
- * (composited over black is NOT done — the colour channels are kept as stored), grey is
- * expanded to three equal channels, EXIF orientation is applied. `source` names the image in errors.
+ * Decodes a JPEG, PNG or WebP image and returns `size`×`size` RGB bytes resized by the target's
+ * policy: alpha is dropped (composited over black is NOT done — the colour channels are kept as
+ * stored), grey is expanded to three equal channels, EXIF orientation is applied under mue's policy
+ * (not OFA's). `source` names the image in errors.
  */
 export async function loadImage(bytes: Uint8Array, target: ImageTarget, source: string, limits: ImageLimits = DEFAULT_IMAGE_LIMITS): Promise<RgbPixels> {
   const { size, fit, kernel } = resizeOf(target);
@@ -50,11 +52,14 @@ export async function loadImage(bytes: Uint8Array, target: ImageTarget, source: 
   }
   try {
     // failOn 'truncated': a cut-off file is an error, not a half-grey picture.
-    const { data, info } = await sharp(bytes, { failOn: 'truncated', limitInputPixels: limits.maxPixels })
-      .rotate()
+    const decoded = sharp(bytes, { failOn: 'truncated', limitInputPixels: limits.maxPixels });
+    // OFA's preprocessing (PIL's open + convert) ignores EXIF orientation and resamples the full
+    // decoded image: no rotation, no shrink-on-load of JPEGs in the DCT domain.
+    const ofaLike = fit === 'fill';
+    const { data, info } = await (ofaLike ? decoded : decoded.rotate())
       .removeAlpha()
       .toColourspace('srgb')
-      .resize(size, size, { fit, position: 'centre', kernel })
+      .resize(size, size, { fit, position: 'centre', kernel, fastShrinkOnLoad: !ofaLike })
       .raw()
       .toBuffer({ resolveWithObject: true });
     if (info.channels !== 3 || info.width !== size || info.height !== size) throw new Error(`decoder returned ${info.width}×${info.height}×${info.channels}`);

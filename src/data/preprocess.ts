@@ -10,7 +10,8 @@ export interface ImageResize { size: number; fit: 'cover' | 'fill'; kernel: 'lan
 export type ImageTarget = number | ImageResize;
 
 /**
- * OFA's preprocessing (ARCHITECTURE.md §14): both sides to S, aspect ratio not kept, bicubic.
+ * OFA's preprocessing (ARCHITECTURE.md §14): both sides to S, aspect ratio not kept, bicubic, EXIF
+ * orientation ignored (PIL's Image.open does not apply it).
  * sharp's 'cubic' is the Catmull-Rom cubic (a = −0.5) as PIL's BICUBIC, and libvips filters when
  * shrinking as PIL does; the two resamplers still differ in rounding and edge handling, so pixels
  * may differ by a few levels from PIL's.

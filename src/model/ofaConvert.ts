@@ -1,5 +1,6 @@
 // An OFA / MuE checkpoint.pt -> a mue model directory of family "ofa":
-//   config.json       { family: "ofa", task, vocabSize, modelArgs: cfg["model"] fields verbatim }
+//   config.json       { family: "ofa", task, vocabSize, modelArgs: cfg["model"] fields verbatim,
+//                     taskArgs: the cfg["task"] settings inference follows (OFA_TASK_SETTINGS) }
 //   model.safetensors the state dict under its official names, float32, the tied embedding stored once
 //                     (__metadata__.aliases names the copies), without the int64 bucket tables
 //   tokenizer.json    OFA's BPE -> dictionary ids (src/data/ofaTokenizer.ts)
@@ -12,7 +13,7 @@ import { readOfaCheckpointWeights } from './ofaCheckpoint.js';
 import { encodeSafetensors, type NamedArray } from './safetensors.js';
 import { nodeSha256 } from './sha256.js';
 
-import { OFA_TASKS, type OfaTask } from './ofaModelFiles.js';
+import { OFA_TASK_SETTINGS, OFA_TASKS, type OfaTask } from './ofaModelFiles.js';
 
 export { OFA_TASKS, type OfaTask };
 /** fairseq task names (`cfg["task"]._name`) of the tasks mue runs. */
@@ -52,7 +53,12 @@ export function convertOfaCheckpoint(options: OfaConvertOptions): OfaConvertResu
 
   const stored = new Map<string, NamedArray>();
   for (const [name, tensor] of checkpoint.weights) if (!(name in checkpoint.aliases)) stored.set(name, tensor);
-  const config = { family: 'ofa', task, vocabSize: checkpoint.vocabSize, modelArgs: checkpoint.modelArgs };
+  // The task settings the runtime must follow (cfg["task"], else the model args, as fairseq resolves them).
+  const taskArgs = Object.fromEntries(OFA_TASK_SETTINGS.flatMap((key) => {
+    const value = checkpoint.taskArgs[key] ?? checkpoint.modelArgs[key];
+    return value === undefined ? [] : [[key, value]];
+  }));
+  const config = { family: 'ofa', task, vocabSize: checkpoint.vocabSize, modelArgs: checkpoint.modelArgs, taskArgs };
 
   mkdirSync(dirname(out), { recursive: true });
   const fresh = join(dirname(out), `.${basename(out)}.writing-${process.pid}`);

@@ -36,6 +36,8 @@ export interface RuntimeConfig {
   /** decomposed: image and text streams exit on their own (MuE); joint: one sequence. */
   encoderMode: EncoderMode;
   veFormulation: VeFormulation;
+  /** VE: trained with a premise (a caption of the image, SNLI-VE's sentence1) in the question; without one the model reads the hypothesis-only template. */
+  expectsPremise: boolean;
 }
 
 export interface FamilyIo {
@@ -60,7 +62,7 @@ export async function loadFamily(model: ParsedModel, options: LoadOptions): Prom
     const { config } = model;
     const encoderIds = (text: string): number[] => encodeText(tokenizer, text, config.maxTextLength);
     return {
-      config: { family: 'mue', ...config },
+      config: { family: 'mue', ...config, expectsPremise: false },
       io: {
         entailmentText: (hypothesis, premise) => entailmentText(config.veFormulation, hypothesis, premise),
         encoderIds,
@@ -72,7 +74,8 @@ export async function loadFamily(model: ParsedModel, options: LoadOptions): Prom
       runner: await LayerRunner.create(config, model.weights, runnerOptions),
     };
   }
-  const { config } = model;
+  const { config, settings } = model;
+  const normalise = (text: string): string => normaliseOfaText(text, settings.maxWords);
   const ofaText = (text: string): number[] => {
     const ids = tokenizer.encode(text);
     if (ids.length === 0) throw new Error('text is empty');
@@ -83,10 +86,10 @@ export async function loadFamily(model: ParsedModel, options: LoadOptions): Prom
     config: {
       family: 'ofa', vocabSize: config.vocabSize, dim: config.dim, encoderLayers: config.encoderLayers, decoderLayers: config.decoderLayers,
       imageSize: config.imageSize, maxTextLength: config.maxSourcePositions, maxTargetLength: config.maxTargetPositions,
-      encoderMode: config.encoderMode === 'split' ? 'decomposed' : 'joint', veFormulation: 'prompt',
+      encoderMode: config.encoderMode === 'split' ? 'decomposed' : 'joint', veFormulation: 'prompt', expectsPremise: settings.addCaption,
     },
     io: {
-      entailmentText: (hypothesis, premise) => entailmentText('prompt', normaliseOfaText(hypothesis), premise === undefined ? undefined : normaliseOfaText(premise)),
+      entailmentText: (hypothesis, premise) => entailmentText('prompt', normalise(hypothesis), premise === undefined ? undefined : normalise(premise)),
       encoderIds: (text) => [tokenizer.bosId, ...ofaText(text), tokenizer.eosId],
       promptIds: (text) => [tokenizer.bosId, ...ofaText(text)],
       captionPrompt: OFA_CAPTION_PROMPT,

@@ -15,32 +15,49 @@ import { ofaStemFlops } from './flops.js';
 import { type Bias, OfaRunner, type OfaRunnerOptions } from './ofaRunner.js';
 import { imagePositionIds, jointBuckets, range, textBuckets } from './ofaPositions.js';
 
-/** Distinct lengths/positions whose biases are kept (each entry of an OFA-Base encoder holds tens of MB). */
-const MAX_CACHED_BIASES = 8;
-const MAX_CACHED_DECODER_BIASES = 4096;
-
-interface EncoderBiases {
-  /** [P_img ; P_text] (M, D). */
-  positionEmbeddings: Float32Array;
-  /** Split: the text stream's bias per layer (1, nh, Ts, Ts); joint: the sequence's per layer (1, nh, M, M). */
-  layers: Bias[];
-}
+/**
+ * Bytes of biases kept per runner. For OFA-Base an encoder text bias is nh·Ts² floats per layer, a
+ * decoder cross bias nh·Tq·M (≈ 2 MB for a 50-token VE prompt), a joint-mode encoder bias nh·M² per
+ * layer (≈ 40 MB): a few hundred MB holds every length a serving process sees in practice.
+ */
+const MAX_CACHED_BIAS_BYTES = 384 * 2 ** 20;
 
 interface DecoderBiases { self: Bias; cross: Bias }
 
-/** A bounded cache of promises (concurrent callers share one computation); the oldest entry leaves first. */
-class BoundedCache<V> {
-  private readonly entries = new Map<string, Promise<V>>();
-  constructor(private readonly capacity: number) {}
-  get(key: string, compute: () => Promise<V>): Promise<V> {
-    let entry = this.entries.get(key);
-    if (!entry) {
-      if (this.entries.size >= this.capacity) this.entries.delete(this.entries.keys().next().value!);
-      entry = compute();
-      entry.catch(() => this.entries.delete(key));
-      this.entries.set(key, entry);
+const floatBytes = (...arrays: Float32Array[]): number => arrays.reduce((sum, array) => sum + array.byteLength, 0);
+const isContiguous = (positions: number[]): boolean => positions.every((position, i) => position === positions[0]! + i);
+
+/**
+ * Least-recently-used promises bounded by the bytes of their values; concurrent callers of one key
+ * share one computation, and a failed computation is forgotten so the next caller retries.
+ */
+class BiasCache {
+  private readonly entries = new Map<string, { value: Promise<unknown>; bytes: number }>();
+  private bytes = 0;
+  constructor(private readonly maxBytes: number) {}
+
+  get<V>(key: string, compute: () => Promise<V>, sizeOf: (value: V) => number): Promise<V> {
+    const hit = this.entries.get(key);
+    if (hit) {
+      this.entries.delete(key); // re-inserted as the most recent
+      this.entries.set(key, hit);
+      return hit.value as Promise<V>;
     }
-    return entry;
+    const entry = { value: compute() as Promise<unknown>, bytes: 0 };
+    this.entries.set(key, entry);
+    entry.value.then((value) => {
+      if (this.entries.get(key) !== entry) return;
+      entry.bytes = sizeOf(value as V);
+      this.bytes += entry.bytes;
+      for (const [oldKey, old] of this.entries) {
+        if (this.bytes <= this.maxBytes || old === entry) break;
+        this.entries.delete(oldKey);
+        this.bytes -= old.bytes;
+      }
+    }, () => {
+      if (this.entries.get(key) === entry) this.entries.delete(key);
+    });
+    return entry.value as Promise<V>;
   }
 }
 
@@ -48,8 +65,8 @@ export class OfaExitRunner implements ExitRunner {
   readonly config: RunnerShape;
   readonly imageTokens: number;
   private readonly imagePositions: number[];
-  private readonly encoderCache = new BoundedCache<EncoderBiases>(MAX_CACHED_BIASES);
-  private readonly decoderCache = new BoundedCache<DecoderBiases>(MAX_CACHED_DECODER_BIASES);
+  private readonly cache = new BiasCache(MAX_CACHED_BIAS_BYTES);
+  /** The image stream's bias: one per model, always needed. */
   private imageBias?: Promise<Bias>;
 
   private constructor(readonly ofa: OfaRunner) {
@@ -153,51 +170,52 @@ export class OfaExitRunner implements ExitRunner {
 
   /** Layer `index`'s full encoder bias for a stream of `length` tokens (1, nh, T, T). */
   async encoderBias(stream: EncoderStream, length: number, index: number): Promise<Bias> {
-    const { encoderMode } = this.ofaConfig;
-    if ((stream === 'joint') !== (encoderMode === 'joint')) throw new Error(`an OFA model in ${encoderMode} encoder mode has no ${stream} stream`);
+    const config = this.ofaConfig;
+    if ((stream === 'joint') !== (config.encoderMode === 'joint')) throw new Error(`an OFA model in ${config.encoderMode} encoder mode has no ${stream} stream`);
     if (stream === 'image') {
       this.imageBias ??= this.ofa.encoderPositionBias(this.imagePositions, 1).then((biases) => ({ data: biases.image!, batch: 1 }));
+      this.imageBias.catch(() => { this.imageBias = undefined; });
       return this.imageBias;
     }
     const textLength = stream === 'joint' ? length - this.imageTokens : length;
-    return (await this.encoderBiases(textLength)).layers[index]!;
+    return this.cache.get(`encoder:${textLength}:${index}`, async () => {
+      const absolute = await this.encoderPositions(textLength);
+      if (stream === 'text') {
+        const buckets = textBuckets(config, range(textLength), range(textLength), config.maxSourcePositions);
+        return this.ofa.relativeBias('encoder', index, { data: absolute.text!, batch: 1 }, buckets, textLength, textLength);
+      }
+      return this.ofa.relativeBias('encoder', index, { data: absolute.joint!, batch: 1 }, jointBuckets(config, textLength), length, length);
+    }, (bias) => floatBytes(bias.data));
   }
 
   /** [P_img ; P_text] (M, D) for a text of `textLength` tokens: the encoder's position embeddings, the keys of the decoder's cross bias. */
   async encoderPositionEmbeddings(textLength: number): Promise<Float32Array> {
-    return (await this.encoderBiases(textLength)).positionEmbeddings;
+    return (await this.encoderPositions(textLength)).positionEmbeddings;
   }
 
-  private encoderBiases(textLength: number): Promise<EncoderBiases> {
-    return this.encoderCache.get(String(textLength), async () => {
-      const config = this.ofaConfig;
-      const positions = await this.ofa.encoderPositionBias(this.imagePositions, textLength);
-      const layers: Bias[] = [];
-      if (config.encoderMode === 'split') {
-        const buckets = textBuckets(config, range(textLength), range(textLength), config.maxSourcePositions);
-        for (let index = 0; index < config.encoderLayers; index++) {
-          layers.push(await this.ofa.relativeBias('encoder', index, { data: positions.text!, batch: 1 }, buckets, textLength, textLength));
-        }
-      } else {
-        const buckets = jointBuckets(config, textLength);
-        const length = this.imageTokens + textLength;
-        for (let index = 0; index < config.encoderLayers; index++) {
-          layers.push(await this.ofa.relativeBias('encoder', index, { data: positions.joint!, batch: 1 }, buckets, length, length));
-        }
-      }
-      return { positionEmbeddings: positions.positionEmbeddings, layers };
-    });
+  /** The encoder's position embeddings and absolute text (split) or joint bias for a text length; the image bias is kept apart. */
+  private encoderPositions(textLength: number): Promise<{ positionEmbeddings: Float32Array; text?: Float32Array; joint?: Float32Array }> {
+    return this.cache.get(`positions:${textLength}`, async () => {
+      const { positionEmbeddings, text, joint } = await this.ofa.encoderPositionBias(this.imagePositions, textLength);
+      return { positionEmbeddings, text, joint };
+    }, (value) => floatBytes(value.positionEmbeddings, ...(value.text ? [value.text] : []), ...(value.joint ? [value.joint] : [])));
   }
 
-  /** Decoder layer `index`'s self bias (queries × keys, absolute + relative) and cross bias (queries × memory). */
-  decoderBias(index: number, queries: number[], keys: number[], memoryLength: number): Promise<DecoderBiases> {
-    const key = `${index}:${queries[0]}+${queries.length}:${keys[0]}+${keys.length}:${memoryLength}`;
-    return this.decoderCache.get(key, async () => {
-      const config = this.ofaConfig;
-      const { positionEmbeddings } = await this.encoderBiases(memoryLength - this.imageTokens);
-      const absolute = await this.ofa.decoderPositionBias(queries, keys, positionEmbeddings, memoryLength);
-      const self = await this.ofa.relativeBias('decoder', index, absolute.self, textBuckets(config, queries, keys, config.maxTargetPositions), queries.length, keys.length);
-      return { self, cross: absolute.cross };
-    });
+  /**
+   * Decoder layer `index`'s self bias (queries × keys, absolute + relative) and the cross bias (queries ×
+   * memory, the same for every layer). Query and key positions are contiguous ranges.
+   */
+  async decoderBias(index: number, queries: number[], keys: number[], memoryLength: number): Promise<DecoderBiases> {
+    if (!isContiguous(queries) || !isContiguous(keys)) throw new Error('decoder bias: query and key positions must be contiguous ranges');
+    const config = this.ofaConfig;
+    const span = `${queries[0]}+${queries.length}:${keys[0]}+${keys.length}:${memoryLength}`;
+    const absolute = await this.cache.get(`decoder:${span}`, async () => {
+      const positionEmbeddings = await this.encoderPositionEmbeddings(memoryLength - this.imageTokens);
+      return this.ofa.decoderPositionBias(queries, keys, positionEmbeddings, memoryLength);
+    }, (biases) => floatBytes(biases.self.data, biases.cross.data));
+    const self = await this.cache.get(`decoder:${index}:${span}`,
+      () => this.ofa.relativeBias('decoder', index, absolute.self, textBuckets(config, queries, keys, config.maxTargetPositions), queries.length, keys.length),
+      (bias) => floatBytes(bias.data));
+    return { self, cross: absolute.cross };
   }
 }

@@ -64,12 +64,12 @@ export async function buildServer(model: MuEModel, limits: ServeLimits = DEFAULT
   const metrics = new ServerMetrics(config, () => batcher.queueDepth, batchSizeBuckets(limits.maxBatch));
   const batcher = new DynamicBatcher<ExitThresholds, InferenceRequest, Answer>(
     (thresholds, requests) => model.task === 've'
-      ? model.entailBatch(requests.map(({ image, hypothesis }) => ({ image, hypothesis: hypothesis! })), { ...decoding, ...thresholds })
+      ? model.entailBatch(requests.map(({ image, hypothesis, premise }) => ({ image, hypothesis: hypothesis!, premise })), { ...decoding, ...thresholds })
       : model.captionBatch(requests.map(({ image }) => ({ image })), { ...decoding, ...thresholds }),
     batcherLimits,
     (size) => metrics.batchSize.observe(size),
   );
-  const facts = { checkHypothesis: (hypothesis: string) => model.checkQuestion({ hypothesis }), imageResize: model.imageResize, defaultThresholds: model.defaultThresholds };
+  const facts = { checkQuestion: (question: { hypothesis: string; premise?: string }) => model.checkQuestion(question), imageResize: model.imageResize, defaultThresholds: model.defaultThresholds };
   const page = Object.fromEntries(Object.values(PAGE_FILES).map((file) => [file, readFileSync(new URL(`./page/${file}`, import.meta.url), 'utf8')]));
 
   const app = Fastify({ bodyLimit: maxBodyBytes, logger: false, ...protocolOptions({ headersTimeoutMs, bodyTimeoutMs, idleTimeoutMs }) });

@@ -23,13 +23,15 @@ export interface InferenceRequest {
   image: RgbPixels;
   /** Visual entailment only. */
   hypothesis?: string;
+  /** Visual entailment only, optional: a caption of the image, for models of the premise template (SNLI-VE's sentence1). */
+  premise?: string;
   /** All four resolved (the model's defaults where the request gave none), so equal options batch together. */
   thresholds: ExitThresholds;
 }
 
 export interface ModelFacts {
-  /** Throws when the model cannot take this hypothesis (checked inside the question the model reads: MuEModel.checkQuestion). */
-  checkHypothesis(hypothesis: string): void;
+  /** Throws when the model cannot take this question (checked inside the text the model reads: MuEModel.checkQuestion). */
+  checkQuestion(question: { hypothesis: string; premise?: string }): void;
   /** How uploaded images are resized (MuEModel.imageResize). */
   imageResize: ImageTarget;
   defaultThresholds: ExitThresholds;
@@ -64,7 +66,7 @@ export async function fromMultipart(parts: AsyncIterable<Multipart>): Promise<Ra
     for await (const part of parts) {
       if (part.type === 'file') {
         if (part.fieldname !== 'image') {
-          throw new HttpError(400, part.fieldname === 'hypothesis' || (THRESHOLD_FIELDS as readonly string[]).includes(part.fieldname)
+          throw new HttpError(400, part.fieldname === 'hypothesis' || part.fieldname === 'premise' || (THRESHOLD_FIELDS as readonly string[]).includes(part.fieldname)
             ? `"${part.fieldname}" must be a text field, not a file`
             : `unexpected file field "${part.fieldname}" (send the image as "image")`);
         }
@@ -85,7 +87,7 @@ export async function fromMultipart(parts: AsyncIterable<Multipart>): Promise<Ra
 }
 
 export async function validateRequest(raw: RawRequest, task: ServeTask, model: ModelFacts, imageLimits: ImageLimits): Promise<InferenceRequest> {
-  const allowed = new Set<string>([...THRESHOLD_FIELDS, ...(task === 'entail' ? ['hypothesis'] : [])]);
+  const allowed = new Set<string>([...THRESHOLD_FIELDS, ...(task === 'entail' ? ['hypothesis', 'premise'] : [])]);
   for (const name of raw.fields.keys()) {
     if (!allowed.has(name)) throw new HttpError(400, `unknown field "${name}" (allowed: image, ${[...allowed].join(', ')})`);
   }
@@ -95,16 +97,20 @@ export async function validateRequest(raw: RawRequest, task: ServeTask, model: M
     if (value !== undefined) thresholds[name] = thresholdValue(name, value);
   }
   let hypothesis: string | undefined;
+  let premise: string | undefined;
   if (task === 'entail') {
     hypothesis = raw.fields.get('hypothesis') as string | undefined;
     if (hypothesis === undefined) throw new HttpError(400, 'hypothesis is missing');
     if (typeof hypothesis !== 'string') throw new HttpError(400, 'hypothesis must be a string');
-    checked(() => model.checkHypothesis(hypothesis!), 'hypothesis: ');
+    premise = raw.fields.get('premise') as string | undefined;
+    if (premise !== undefined && typeof premise !== 'string') throw new HttpError(400, 'premise must be a string');
+    checked(() => model.checkQuestion({ hypothesis: hypothesis!, premise }), 'hypothesis: ');
   }
   // The image last: decoding is the expensive check.
   if (raw.image === undefined) throw new HttpError(400, 'image is missing');
   const request: InferenceRequest = { image: await decodeImage(raw.image, model.imageResize, imageLimits), thresholds };
   if (hypothesis !== undefined) request.hypothesis = hypothesis;
+  if (premise !== undefined) request.premise = premise;
   return request;
 }
 

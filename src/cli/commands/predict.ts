@@ -55,6 +55,9 @@ export function registerPredictCommand(program: Command): void {
         let telemetry: Telemetry;
         if (task === 've') {
           if (typeof raw.text !== 'string') throw new Error('--text "<hypothesis>" is required for visual entailment');
+          if (model.config.expectsPremise && raw.premise === undefined) {
+            console.error('note: this model was trained with a premise (a caption of the image, --premise); without one it reads the hypothesis-only question');
+          }
           ({ answer, telemetry } = await model.entail({ image, hypothesis: raw.text, premise: raw.premise as string | undefined }, options));
         } else {
           ({ caption: answer, telemetry } = await model.caption({ image }, options));
