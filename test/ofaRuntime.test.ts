@@ -18,6 +18,7 @@ import { loadModelDirectory } from '../src/model/checkpoint.js';
 import { convertOfaCheckpoint } from '../src/model/ofaConvert.js';
 import type { ParsedOfaModel } from '../src/model/ofaModelFiles.js';
 import type { ExitPolicy } from '../src/runtime/exits.js';
+import { ofaStemFlops } from '../src/runtime/flops.js';
 import { MuEModel } from '../src/runtime/mueModel.js';
 import { OfaExitRunner } from '../src/runtime/ofaExitRunner.js';
 import { ofaEncode, ofaForward } from '../src/runtime/ofaForward.js';
@@ -80,6 +81,16 @@ describe('OFA conventions', () => {
     assert.deepEqual(captioner.encoderIds(captioner.captionPrompt), [0, 99, 473, 5, 2274, 6190, 116, 2]);
     assert.deepEqual(entailmentAnswerIds(ve.tokenizer, 'prompt'), [4420, 117, 2085]);
     assert.deepEqual(ve.imageResize, { size: 64, fit: 'fill', kernel: 'cubic' });
+  });
+
+  it('counts the ResNet stem\'s FLOPs as torchvision counts ResNet-101 (7.80 GMAC at 224 px) minus stage 4 and the classifier', () => {
+    // torchvision documents resnet101 at 7.80 GFLOPS (multiply-adds). Stage 4 at 7×7 (v1.5) and fc, by hand:
+    const stage4 = 14 * 14 * 1024 * 512 + 7 * 7 * 512 * 512 * 9 + 7 * 7 * 512 * 2048 + 7 * 7 * 1024 * 2048 + 2 * (7 * 7 * 2048 * 512 + 7 * 7 * 512 * 512 * 9 + 7 * 7 * 512 * 2048);
+    const classifier = 2048 * 1000;
+    const patchProjection = 14 * 14 * 1024 * 768; // 196 patches, 1024 -> D
+    const expectedMacs = 7.80e9 - stage4 - classifier + patchProjection;
+    const macs = ofaStemFlops({ imageSize: 224, dim: 768, resnetBlocks: [3, 4, 23] }) / 2;
+    assert.ok(Math.abs(macs / expectedMacs - 1) < 0.01, `${macs} vs ${expectedMacs}`);
   });
 
   it('cleans text as pre_caption does and captions as the caption evaluation does', () => {
