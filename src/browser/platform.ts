@@ -3,7 +3,6 @@
 import { FILES, parseJsonObject, parseModelFiles, type ParsedModel } from '../model/modelFiles.js';
 import { EXITS_FILE, type LoadOptions } from '../runtime/modelSource.js';
 import type { OrtBackend } from '../runtime/ortBackend.js';
-import { ofaNotInBrowser } from '../runtime/ofaRunner.js';
 import { webBackend } from './webBackend.js';
 
 export async function defaultBackend(): Promise<OrtBackend> {
@@ -21,11 +20,8 @@ export async function openModelSource(url: string, options: LoadOptions): Promis
     fetchFile(FILES.config), fetchFile(FILES.tokenizer), fetchFile(FILES.weights), fetchFile(EXITS_FILE, true),
   ]);
   const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-  const rawConfig = parseJsonObject(text(config!), FILES.config);
-  // Refused before the weights are parsed (OfaRunner refuses the web backend too, for MuEModel.fromFiles).
-  if (rawConfig.family === 'ofa') throw ofaNotInBrowser(url);
   const model = parseModelFiles({
-    config: rawConfig,
+    config: parseJsonObject(text(config!), FILES.config),
     tokenizer: parseJsonObject(text(tokenizer!), FILES.tokenizer),
     weights: weights!,
   });

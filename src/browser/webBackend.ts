@@ -21,9 +21,29 @@ export function wasmThreads(): number {
   return ort.env.wasm.numThreads ?? 1;
 }
 
+/**
+ * onnxruntime-web runs every session in one WebAssembly instance, and runs that overlap in time (two
+ * models, or two requests awaited together) corrupt it: seen in Chromium as "output name cannot be
+ * empty", a null read inside its run, or the page crashing. Every session creation and run is
+ * therefore queued behind the previous one.
+ */
+let queue: Promise<unknown> = Promise.resolve();
+function serialised<T>(task: () => Promise<T>): Promise<T> {
+  const result = queue.then(task, task);
+  queue = result.catch(() => undefined);
+  return result;
+}
+
+async function createSession(model: Uint8Array, options?: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> {
+  const session = await serialised(() => ort.InferenceSession.create(model, options));
+  const run = session.run.bind(session) as (...args: unknown[]) => Promise<ort.InferenceSession.ReturnType>;
+  (session as { run: (...args: unknown[]) => Promise<ort.InferenceSession.ReturnType> }).run = (...args) => serialised(() => run(...args));
+  return session;
+}
+
 export const webBackend: OrtBackend = {
   name: 'web',
-  InferenceSession: ort.InferenceSession,
+  InferenceSession: { create: createSession },
   Tensor: ort.Tensor,
   sessionOptions: (threads) => {
     configureWasm(threads);

@@ -27,14 +27,6 @@ type Stack = 'encoder' | 'decoder';
 
 const floatData = (tensor: OrtTensor | undefined): Float32Array => tensor!.data as Float32Array;
 
-/**
- * Seen in Chromium: onnxruntime-web failed the first decoder run of a converted OFA model now and
- * then ("output name cannot be empty"), while the same code on its wasm build in Node ran cleanly;
- * until that is understood the family runs in Node only.
- */
-export const ofaNotInBrowser = (name: string): Error =>
-  new Error(`${name} is an OFA-family model (mue convert-ofa): it runs in Node (MuEModel.load of its directory, mue predict/serve), not yet in the browser`);
-
 export class OfaRunner {
   private readonly floatTensor: (data: Float32Array, dims: number[]) => OrtTensor;
   private readonly int64Tensor: (values: number[] | BigInt64Array, dims: number[]) => OrtTensor;
@@ -48,7 +40,6 @@ export class OfaRunner {
   static async create(config: OfaConfig, weights: Map<string, NamedArray>, options: OfaRunnerOptions = {}): Promise<OfaRunner> {
     checkOfaWeights(config, weights);
     const backend = options.backend ?? await defaultBackend();
-    if (backend.name === 'web') throw ofaNotInBrowser('this model');
     const sessionOptions = backend.sessionOptions(options.threads ?? (config.dim >= 512 ? 2 : 1));
     const sessions = new Map<string, OrtSession>();
     const generators = options.fullStack ? [ofaPieces(config, weights), ofaFullStackPieces(config, weights)] : [ofaPieces(config, weights)];
