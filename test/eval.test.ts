@@ -66,6 +66,9 @@ test('mue eval runs every method end to end and evaluates the calibrated thresho
   for (const method of ['static', 'deebert', 'calm', 'encoder-only', 'mue', 'mue-joint', 'mue-lastlayer', 'mue-calibrated']) assert.ok(methods.has(method), method);
   assert.ok(report.methods.filter((m) => m.method === 'mue-joint').every((m) => m.exitHistograms.joint && !m.exitHistograms.image));
   assert.ok(Object.keys(report.fullDepth.detail).some((key) => /^accuracy \d objects$/.test(key)));
+  // Per hypothesis family: each family's accuracy, and the families together cover every example.
+  const families = Object.keys(report.fullDepth.detail).filter((key) => key.startsWith('accuracy group '));
+  assert.ok(families.length >= 2 && families.every((key) => /^accuracy group (existence|attribute|counting|spatial|comparison|negation)$/.test(key)), families.join());
   await assert.rejects(evaluateModels({ modelDir, jointModelDir: lastLayerDir, split: 'test', count: 2, seed: 1, command: 'test' }), /not trained with --encoder-mode joint/);
   assert.ok(report.calibration && report.calibration.testRetention > 0);
   for (const result of report.methods) {

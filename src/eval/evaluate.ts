@@ -111,6 +111,8 @@ export function scoreRun(model: MuEModel, examples: EvalExample[], answers: stri
       if (rows.length > 0) detail[key] = rows.reduce((n, [, i]) => n + perExample[i]!, 0) / rows.length;
     };
     for (const label of ['yes', 'no', 'maybe']) accuracyWhere(`accuracy ${label}`, (e) => e.label === label);
+    // Difficulty groups: the hypothesis family (SceneWorld) or the gold label (SNLI-VE).
+    for (const group of [...new Set(examples.map((e) => e.group))].sort()) accuracyWhere(`accuracy group ${group}`, (e) => e.group === group);
     for (const count of [...new Set(examples.map((e) => e.objectCount))].sort()) {
       if (count !== undefined) accuracyWhere(`accuracy ${count} objects`, (e) => e.objectCount === count);
     }

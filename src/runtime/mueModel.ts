@@ -233,9 +233,8 @@ export class MuEModel {
     const batch = inputs.length;
     const patches = runner.imageTokens;
     const textIds = inputs.map((input) => this.io.encoderIds(input.text));
+    // entailBatch has checked every question against the model's limits (checkQuestion).
     const prompts = answersAtPrompt ? inputs.map((input) => this.io.promptIds(input.text)) : undefined;
-    const longPrompt = prompts?.find((ids) => ids.length > config.maxTargetLength);
-    if (longPrompt) throw new Error(`text has ${longPrompt.length - 1} tokens; with <bos> the decoder prompt takes ${longPrompt.length} positions but the model has ${config.maxTargetLength}`);
     const pixels = new Float32Array(batch * config.imageSize * config.imageSize * 3);
     inputs.forEach((input, row) => pixels.set(normaliseImage(input.image, config.imageSize), row * config.imageSize * config.imageSize * 3));
 
